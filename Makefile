@@ -1,0 +1,71 @@
+# clip-similarity: CLIP image-text similarity on KServe.
+# `make help` lists the targets; `make run` and `make test` are the two that matter on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := $(CURDIR)/.tools/bin
+export PATH := $(TOOLS_BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+# Model served by `make run`: a model directory, or an open_clip arch + pretrained tag/checkpoint.
+MODEL_DIR ?=
+ARCH ?=
+PRETRAINED ?=
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k gateway -x"`.
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Setup
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch and torchvision in one command, pinned together (see shared notes: other pairs fail to import).
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[predictor,gateway,dev]'
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create the virtualenv and install the project with all extras.
+
+.PHONY: tools
+tools: ## Fetch helm, kubectl, promtool and docker-compose into .tools/bin.
+	@PYTHON=$(PYTHON) scripts/install-tools.sh
+
+##@ Run
+
+.PHONY: run
+run: install ## Run both predictors and the gateway locally (:8001, :8002, :8000); Ctrl-C stops all.
+	$(PY) scripts/run_stack.py $(if $(MODEL_DIR),--model-dir $(MODEL_DIR)) \
+	  $(if $(ARCH),--arch $(ARCH)) $(if $(PRETRAINED),--pretrained $(PRETRAINED))
+
+##@ Development
+
+.PHONY: test
+test: install tools ## Run the whole test suite (installs what it needs first).
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install ## ruff and mypy.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix with ruff.
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: clean
+clean: ## Remove caches (keeps the virtualenv and tools).
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,58 @@
+"""Small open_clip model directories, built here because no weights can be downloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+TINY_VIT: dict[str, Any] = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32,
+                   "mlp_ratio": 2},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
+                 "mlp_ratio": 2},
+}
+
+
+def write_model_dir(path: Path, model_cfg: dict[str, Any], seed: int = 0,
+                    preprocess_cfg: dict[str, Any] | None = None) -> Path:
+    """Write an open_clip model directory (Hugging Face hub layout) with seeded random weights."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**model_cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    image_size = model_cfg["vision_cfg"]["image_size"]
+    config = {
+        "model_cfg": model_cfg,
+        "preprocess_cfg": preprocess_cfg or {
+            "size": image_size,
+            "mean": list(open_clip.OPENAI_DATASET_MEAN),
+            "std": list(open_clip.OPENAI_DATASET_STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+    }
+    (path / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    weights = path / "open_clip_model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    os.chmod(weights, 0o644)
+    return path
+
+
+def write_tiny_model(path: Path, seed: int = 0) -> Path:
+    """A ~3 M parameter ViT CLIP (64-d embeddings, 32 px input, 16-token context)."""
+    return write_model_dir(path, TINY_VIT, seed=seed)
+
+
+def write_vit_b_32(path: Path, seed: int = 0) -> Path:
+    """open_clip's ViT-B-32 with random weights: the real architecture's shapes and cost."""
+    import open_clip
+
+    cfg = open_clip.get_model_config("ViT-B-32")
+    assert cfg is not None
+    return write_model_dir(path, cfg, seed=seed)
