@@ -1,0 +1,1 @@
+"""The demo CLIP: a small model trained here on drawn coloured shapes."""

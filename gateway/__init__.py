@@ -1,0 +1,1 @@
+"""Async HTTP gateway: POST /compare/ over the image and text predictors."""

@@ -1,0 +1,1 @@
+"""CLIP image and text predictors: KServe custom models on open_clip."""
