@@ -1,0 +1,92 @@
+"""The gateway's ASGI app: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from gateway.auth import ApiKeys
+from gateway.errors import GatewayError
+from gateway.metrics import Metrics, MetricsMiddleware
+from gateway.requestid import RequestIdMiddleware, current
+from gateway.routes import api, ops
+from gateway.services import Services
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def create_app(
+    settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The gateway app; `transport` replaces the network to the predictors (tests)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = Services.start(settings, metrics, transport)
+        try:
+            yield
+        finally:
+            await app.state.services.aclose()
+
+    app = FastAPI(
+        title="clip-similarity gateway",
+        summary="How well an image and a text match, with CLIP.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.api_keys = ApiKeys(settings.gateway_api_keys)
+    app.include_router(api)
+    app.include_router(ops)
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    if exc.status >= 500:
+        log.warning(
+            "%s %s -> %d: %s (request_id=%s)",
+            request.method,
+            request.url.path,
+            exc.status,
+            exc.message,
+            current.get(),
+        )
+    return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = f"no endpoint at {request.url.path} (the API is described at /docs)"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return JSONResponse({"error": problems}, 422)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = current.get()
+    log.exception("unexpected error on %s %s (request_id=%s)", request.method, request.url.path, request_id)
+    return JSONResponse({"error": f"internal error; quote request id {request_id}"}, 500)

@@ -1,0 +1,47 @@
+"""Typed errors, each with the HTTP status a user gets and a message a person can act on."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error answered as `{"error": message}` with `status`."""
+
+    status: int = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadInput(GatewayError):
+    status = 400
+
+
+class Unauthorized(GatewayError):
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class TooLarge(GatewayError):
+    status = 413
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+
+
+class MissingField(GatewayError):
+    status = 422
+
+
+class PredictorError(GatewayError):
+    """A predictor call failed; `reason` labels `predictor_errors_total`."""
+
+    def __init__(self, predictor: str, reason: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.predictor = predictor
+        self.reason = reason
+        self.status = status

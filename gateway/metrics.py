@@ -1,0 +1,79 @@
+"""Prometheus metrics (names and labels are fixed by DESIGN.md) and the middleware that records them."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# 5 ms to 30 s: from a cache-hot tiny model to a cold ViT-L batch on CPU.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Paths that match no route share one label value, so scanners cannot explode cardinality.
+UNMATCHED = "unmatched"
+# Any token is a valid HTTP method on the wire; only these get a label value of their own.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    """The gateway's metrics, on a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by route template and status code.",
+            ["method", "handler", "http_status"],
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["method", "handler"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.predictor_duration = Histogram(
+            "predictor_request_duration_seconds",
+            "Time of one predictor call, retry included.",
+            ["predictor"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.predictor_errors = Counter(
+            "predictor_errors_total",
+            "Failed predictor calls, by reason "
+            "(unreachable, timeout, not_ready, bad_request, not_found, server_error, bad_response).",
+            ["predictor", "reason"],
+            registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request, labelled with the route template, never the raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            handler = getattr(route, "path", None) or UNMATCHED
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(method, handler, str(status)).inc()
+            self.metrics.request_duration.labels(method, handler).observe(time.perf_counter() - start)

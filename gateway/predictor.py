@@ -1,0 +1,151 @@
+"""One predictor behind the gateway: a pooled HTTP client, one retry, and honest error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from gateway.errors import PredictorError
+from gateway.metrics import Metrics
+from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
+
+log = logging.getLogger("gateway.predictor")
+
+RETRY_BACKOFF_S = 0.1
+# The request never reached the model: a refused or timed-out connect, or a pooled keep-alive
+# connection the server had already closed (KServe drops it after a 500). Inference is idempotent.
+CONNECTION_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+class PredictorClient:
+    """Calls `POST {url}/v2/models/{model}/infer` and `GET .../ready` on one predictor."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        model: str,
+        timeout_s: float,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.model = model
+        self.timeout_s = timeout_s
+        self.metrics = metrics
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30),
+            headers={"content-type": "application/json"},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def infer(self, body: bytes, rows: int, request_id: str) -> Embeddings:
+        """Send one infer request; return its embeddings or raise PredictorError."""
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._post(body, request_id)
+            return self._read(response, rows)
+        except PredictorError as exc:
+            self.metrics.predictor_errors.labels(self.name, exc.reason).inc()
+            log.warning("%s predictor: %s (request_id=%s)", self.name, exc.message, request_id)
+            raise
+        except TimeoutError:
+            self.metrics.predictor_errors.labels(self.name, "timeout").inc()
+            log.warning(
+                "%s predictor timed out after %ss (request_id=%s)", self.name, self.timeout_s, request_id
+            )
+            raise PredictorError(
+                self.name,
+                "timeout",
+                504,
+                f"the {self.name} predictor did not answer within {self.timeout_s:g} s",
+            ) from None
+        finally:
+            self.metrics.predictor_duration.labels(self.name).observe(time.perf_counter() - start)
+
+    async def _post(self, body: bytes, request_id: str) -> httpx.Response:
+        path = f"/v2/models/{self.model}/infer"
+        headers = {"x-request-id": request_id}
+        for attempt in (1, 2):
+            try:
+                return await self.client.post(path, content=body, headers=headers)
+            except CONNECTION_FAILURES as exc:
+                if attempt == 2:
+                    raise PredictorError(
+                        self.name,
+                        "unreachable",
+                        503,
+                        f"the {self.name} predictor at {self.url} is unreachable ({type(exc).__name__})",
+                    ) from exc
+                await asyncio.sleep(RETRY_BACKOFF_S)
+            except httpx.TimeoutException:
+                raise TimeoutError from None
+            except httpx.HTTPError as exc:
+                raise PredictorError(
+                    self.name,
+                    "unreachable",
+                    503,
+                    f"the {self.name} predictor at {self.url} failed: {type(exc).__name__}",
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _read(self, response: httpx.Response, rows: int) -> Embeddings:
+        status = response.status_code
+        if status == 200:
+            try:
+                return parse_embeddings(response.json(), rows)
+            except (MalformedResponse, ValueError) as exc:
+                raise PredictorError(
+                    self.name, "bad_response", 502, f"the {self.name} predictor sent a bad response: {exc}"
+                ) from exc
+        detail = _error_message(response)
+        if status == 404:
+            raise PredictorError(
+                self.name,
+                "not_found",
+                502,
+                f"the {self.name} predictor at {self.url} has no model {self.model!r} "
+                f"(check {self.name.upper()}_MODEL_NAME): {detail}",
+            )
+        if status in (429, 503):
+            raise PredictorError(
+                self.name, "not_ready", 503, f"the {self.name} predictor is not ready: {detail}"
+            )
+        if 400 <= status < 500:
+            raise PredictorError(
+                self.name, "bad_request", 400, f"the {self.name} predictor rejected the input: {detail}"
+            )
+        raise PredictorError(
+            self.name, "server_error", 502, f"the {self.name} predictor failed with {status}: {detail}"
+        )
+
+    async def ready(self, timeout_s: float) -> str | None:
+        """None when the model reports ready, else why not."""
+        try:
+            response = await self.client.get(f"/v2/models/{self.model}/ready", timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return f"unreachable at {self.url} ({type(exc).__name__})"
+        if response.status_code == 200:
+            return None
+        return f"model {self.model!r} not ready ({response.status_code}: {_error_message(response)})"
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])[:500]
+    return response.text[:200].strip() or response.reason_phrase

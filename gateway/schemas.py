@@ -1,0 +1,86 @@
+"""Request and response shapes, for the OpenAPI schema (/docs) and for clients that read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, RootModel
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong, for a person.", examples=["invalid API key"])
+
+
+class Similarity(BaseModel):
+    similarity: float = Field(description="Cosine similarity of the image and the text, in [-1, 1].")
+
+
+class Similarities(BaseModel):
+    similarities: list[float] = Field(description="Cosine similarity to each text, in input order.")
+    probabilities: list[float] = Field(description="softmax(logit_scale · similarities): CLIP zero-shot.")
+
+
+class CompareResponse(RootModel[Similarity | Similarities]):
+    """One text gives `similarity`; a list of texts gives `similarities` and `probabilities`."""
+
+
+class Embedding(BaseModel):
+    embedding: list[float] = Field(description="L2-normalised embedding.")
+
+
+class Embeddings(BaseModel):
+    embeddings: list[list[float]] = Field(description="One L2-normalised embedding per text, in input order.")
+
+
+class EmbedTextResponse(RootModel[Embedding | Embeddings]):
+    """One text gives `embedding`; a list of texts gives `embeddings`."""
+
+
+class Ready(BaseModel):
+    ready: bool
+    predictors: dict[str, str] = Field(description="'ready' or why not, per predictor.")
+
+
+_IMAGE_JSON = {"type": "string", "description": "The image file, base64 or a data: URI."}
+_IMAGE_FILE = {"type": "string", "format": "binary", "description": "The image file (JPEG, PNG, WebP, ...)."}
+_ONE_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}  # not empty, not only spaces
+_TEXT_JSON = {
+    "anyOf": [_ONE_TEXT, {"type": "array", "items": _ONE_TEXT, "minItems": 1}],
+    "description": "One text, or a list of texts.",
+}
+_TEXT_FORM = {
+    "type": "array",
+    "items": _ONE_TEXT,
+    "minItems": 1,
+    "description": "One text; repeat the field for several.",
+}
+
+
+def request_body(*fields: str, form_urlencoded: bool = False) -> dict[str, Any]:
+    """`openapi_extra` declaring the multipart and JSON bodies an endpoint reads by hand."""
+
+    def schema(props: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "required": list(fields), "properties": {f: props[f] for f in fields}}
+
+    content: dict[str, Any] = {
+        "multipart/form-data": {"schema": schema({"image": _IMAGE_FILE, "text": _TEXT_FORM})},
+        "application/json": {"schema": schema({"image": _IMAGE_JSON, "text": _TEXT_JSON})},
+    }
+    if form_urlencoded:
+        content["application/x-www-form-urlencoded"] = {"schema": schema({"text": _TEXT_FORM})}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses` entries for the error codes an endpoint can answer."""
+    meaning = {
+        400: "Bad input: undecodable image, empty text, too many texts, or rejected by a predictor.",
+        401: "API keys are configured and the request has none or a wrong one.",
+        413: "Body or image over GATEWAY_MAX_IMAGE_BYTES, or image over GATEWAY_MAX_IMAGE_PIXELS.",
+        415: "Unsupported content type or image format.",
+        422: "A required field is missing or has the wrong type.",
+        502: "A predictor answered with an error.",
+        503: "A predictor is unreachable or not ready.",
+        504: "A predictor did not answer within PREDICTOR_TIMEOUT_S.",
+    }
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
