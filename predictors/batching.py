@@ -1,0 +1,133 @@
+"""Dynamic batching: items of concurrent requests share one forward pass, run off the event loop.
+
+Each item carries its own future, so results cannot cross between requests, and a request's items may
+span several batches. A batch closes when it holds `max_batch_size` items or when its first item has
+waited `max_delay_s`; items that queued up while the previous pass ran are taken at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from .metrics import BATCH_SIZE, INFERENCE_ERRORS, INFERENCE_SECONDS, QUEUE_SECONDS
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending(Generic[T]):
+    item: T
+    future: asyncio.Future[np.ndarray]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class DynamicBatcher(Generic[T]):
+    """Queue items from any number of requests and encode them in batches with `encode`.
+
+    `encode(items)` runs in a dedicated worker thread and returns one row per item.
+    """
+
+    def __init__(
+        self,
+        encode: Callable[[list[T]], np.ndarray],
+        *,
+        model_name: str,
+        max_batch_size: int,
+        max_delay_s: float,
+    ) -> None:
+        self._encode = encode
+        self._model_name = model_name
+        self._max_batch_size = max_batch_size
+        self._max_delay_s = max_delay_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{model_name}-forward")
+        self._queue: asyncio.Queue[_Pending[T]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, items: Sequence[T]) -> np.ndarray:
+        """Encode `items`, batched with whatever else is queued; returns an array of one row per item."""
+        queue = self._ensure_worker()
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(item, loop.create_future()) for item in items]
+        for p in pending:
+            queue.put_nowait(p)
+        rows = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
+        for row in rows:
+            if isinstance(row, BaseException):
+                raise row
+        return np.stack(rows)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _ensure_worker(self) -> asyncio.Queue[_Pending[T]]:
+        if self._queue is None or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._run(self._queue), name=f"{self._model_name}-batcher")
+        return self._queue
+
+    async def _collect(self, queue: asyncio.Queue[_Pending[T]]) -> list[_Pending[T]]:
+        batch = [await queue.get()]
+        deadline = batch[0].enqueued + self._max_delay_s
+        while len(batch) < self._max_batch_size:
+            if not queue.empty():
+                batch.append(queue.get_nowait())
+                continue
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), timeout))
+            except TimeoutError:
+                break
+        return [p for p in batch if not p.future.done()]  # drop items of cancelled requests
+
+    async def _run(self, queue: asyncio.Queue[_Pending[T]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect(queue)
+            if not batch:
+                continue
+            started = time.monotonic()
+            for p in batch:
+                QUEUE_SECONDS.labels(self._model_name).observe(started - p.enqueued)
+            try:
+                rows = await loop.run_in_executor(self._executor, self._timed_encode, [p.item for p in batch])
+            except Exception as e:
+                INFERENCE_ERRORS.labels(self._model_name, "forward").inc()
+                logger.exception("forward pass of %d items failed", len(batch))
+                _settle(batch, error=e)
+            else:
+                _settle(batch, rows=rows)
+
+    def _timed_encode(self, items: list[T]) -> np.ndarray:
+        started = time.perf_counter()
+        rows = self._encode(items)
+        INFERENCE_SECONDS.labels(self._model_name).observe(time.perf_counter() - started)
+        BATCH_SIZE.labels(self._model_name).observe(len(items))
+        if len(rows) != len(items):
+            raise RuntimeError(f"encoder returned {len(rows)} rows for {len(items)} items")
+        return rows
+
+
+def _settle(
+    batch: list[_Pending[Any]], rows: np.ndarray | None = None, error: Exception | None = None
+) -> None:
+    for i, p in enumerate(batch):
+        if p.future.done():
+            continue
+        if rows is not None:
+            p.future.set_result(rows[i])
+        else:
+            p.future.set_exception(error or RuntimeError("forward pass failed"))

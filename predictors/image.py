@@ -1,0 +1,73 @@
+"""`clip-image`: CLIP image embeddings over the Open Inference Protocol (KServe v2, REST and gRPC).
+
+Run:  python -m predictors.image --model_dir DIR       (HTTP :8001, gRPC :9001; see --help)
+
+Input `image`, BYTES [N] (N <= --max_items, default 64), one encoded image file per element (JPEG, PNG,
+WebP, GIF first frame, BMP, TIFF): base64 text in JSON, raw bytes over gRPC or the binary extension.
+Output `embedding`, FP32 [N, D], L2-normalised. Images over --max_image_pixels (CLIP_MAX_IMAGE_PIXELS,
+default 40 000 000) are refused from their header, before decoding.
+
+    curl -s localhost:8001/v2/models/clip-image/infer -H 'content-type: application/json' -d \
+      '{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                    "data": ["'"$(base64 -w0 cat.jpg)"'"]}]}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+
+import torch
+from kserve.errors import InvalidInput
+from PIL import Image
+
+from .imaging import decode_image
+from .model import ClipModel
+from .server import run
+
+
+def _image_bytes(element: Any, index: int) -> bytes:
+    if isinstance(element, bytes | bytearray):
+        return bytes(element)
+    if isinstance(element, str):
+        encoded = element.split(",", 1)[1] if element.startswith("data:") else element
+        try:
+            return base64.b64decode("".join(encoded.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"image[{index}] is not valid base64 (JSON elements must be base64)") from None
+    raise InvalidInput(f"image[{index}] must be a base64 string or bytes, got {type(element).__name__}")
+
+
+class ClipImageModel(ClipModel[torch.Tensor]):
+    """Encodes images with the loaded model's own open_clip preprocessing."""
+
+    input_name = "image"
+
+    def warmup_items(self) -> list[torch.Tensor]:
+        return [self.loaded.preprocess(Image.new("RGB", (64, 64), (127, 127, 127)))]
+
+    def _prepare_sync(self, elements: list[Any]) -> list[torch.Tensor]:
+        limit = self.settings.max_image_pixels
+        return [
+            self.loaded.preprocess(decode_image(_image_bytes(e, i), limit, i)) for i, e in enumerate(elements)
+        ]
+
+    async def prepare(self, elements: list[Any]) -> list[torch.Tensor]:
+        return await asyncio.get_running_loop().run_in_executor(None, self._prepare_sync, elements)
+
+    def encode(self, items: list[torch.Tensor]) -> torch.Tensor:
+        batch = torch.stack(items).to(self.loaded.device, self.loaded.dtype)
+        return self.loaded.model.encode_image(batch)  # type: ignore[operator]
+
+    def limits(self) -> dict[str, int]:
+        return {"max_image_pixels": self.settings.max_image_pixels}
+
+
+def main() -> None:
+    run("image", ClipImageModel)
+
+
+if __name__ == "__main__":
+    main()

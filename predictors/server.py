@@ -1,0 +1,123 @@
+"""Start one CLIP predictor: read settings, load and warm up the model, serve REST and gRPC.
+
+Quiet by default: one log line at start (model, device, precision, batching, ports), warnings and
+errors after that. `--enable_latency_logging true` adds KServe's per-request timing and access lines;
+`--log_config_file` replaces the whole logging configuration.
+
+Besides KServe's v2 routes, `GET /v2/models/{name}/config` answers a Triton-style model configuration
+whose `parameters` hold `arch`, `pretrained`, `embed_dim`, `logit_scale`, device, precision and limits
+(`tritonclient.http.InferenceServerClient.get_model_config(name)` reads it).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import logging.config
+import sys
+import warnings
+from typing import Any
+
+import torch
+from fastapi import FastAPI
+from kserve import logging as kserve_logging
+from kserve import model_server
+from kserve.errors import InvalidInput, ModelNotFound
+
+from .dataplane import ClipDataPlane
+from .loading import ModelLoadError, load_model
+from .model import ClipModel
+from .settings import Kind, Settings, read_settings
+
+logger = logging.getLogger("predictors")
+
+
+class ClientErrorFilter(logging.Filter):
+    """Drops KServe's ERROR-with-traceback records for bad requests: the client gets the 400 instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], InvalidInput))
+
+
+def configure_logging(settings: Settings) -> None:
+    if settings.log_config_file:
+        kserve_logging.configure_logging(settings.log_config_file)
+        return
+    config = copy.deepcopy(kserve_logging.KSERVE_LOG_CONFIG)
+    per_request = "INFO" if settings.latency_logging else "WARNING"
+    loggers = config["loggers"]
+    loggers["kserve"]["level"] = "WARNING"
+    loggers["kserve.trace"]["level"] = per_request
+    loggers["uvicorn"]["level"] = "WARNING"
+    loggers["uvicorn.error"]["level"] = "WARNING"
+    loggers["uvicorn.access"]["level"] = per_request
+    loggers["predictors"] = {"handlers": ["kserve"], "level": "INFO", "propagate": False}
+    config["root"] = {"handlers": ["kserve"], "level": "WARNING"}
+    config["filters"] = {"client_errors": {"()": ClientErrorFilter}}
+    config["handlers"]["kserve"]["filters"] = ["client_errors"]
+    logging.config.dictConfig(config)
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+
+
+class ClipModelServer(model_server.ModelServer):
+    """KServe's `ModelServer` with `ClipDataPlane` and the model config route."""
+
+    def __init__(self, model: ClipModel[Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataplane = ClipDataPlane(model_registry=self.registered_models)
+        _add_config_route(model_server.app, model)
+
+
+def _add_config_route(app: FastAPI, model: ClipModel[Any]) -> None:
+    async def model_config(model_name: str) -> dict[str, Any]:
+        if model_name != model.name:
+            raise ModelNotFound(model_name)
+        return model.config()
+
+    app.add_api_route("/v2/models/{model_name}/config", model_config, methods=["GET"], tags=["V2"])
+
+
+def _fail(message: str) -> None:
+    logger.error(message)
+    sys.exit(1)
+
+
+def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
+    """Entry point of `python -m predictors.<kind>`."""
+    settings = read_settings(kind)
+    configure_logging(settings)
+    kserve_args = settings.kserve_args
+    if kserve_args["workers"] != 1:
+        _fail("--workers must be 1: batching needs one process per model; scale with replicas instead")
+    if settings.num_threads > 0:
+        torch.set_num_threads(settings.num_threads)
+    try:
+        loaded = load_model(settings)
+        model = model_cls(settings, loaded)
+        model.load()
+    except ModelLoadError as e:
+        _fail(f"cannot serve {settings.model_name}: {e}")
+        return
+    logger.info(
+        "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s, batches up to %d items within %g ms, "
+        "%d torch threads, HTTP :%d gRPC :%s",
+        settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
+        str(loaded.dtype).removeprefix("torch."), settings.max_batch_size, settings.max_batch_delay_ms,
+        torch.get_num_threads(), settings.http_port,
+        settings.grpc_port if kserve_args["enable_grpc"] else "off",
+    )  # fmt: skip
+    server = ClipModelServer(
+        model,
+        http_port=settings.http_port,
+        grpc_port=settings.grpc_port,
+        workers=1,
+        max_threads=kserve_args["max_threads"],
+        max_asyncio_workers=kserve_args["max_asyncio_workers"],
+        enable_grpc=kserve_args["enable_grpc"],
+        enable_docs_url=kserve_args["enable_docs_url"],
+        enable_latency_logging=settings.latency_logging,
+        access_log_format=kserve_args["access_log_format"],
+        event_loop=kserve_args["event_loop"],
+        timeout_keep_alive=kserve_args["timeout_keep_alive"],
+    )
+    server.start([model])

@@ -1,0 +1,165 @@
+"""Command-line flags and `CLIP_*` environment variables of both predictors, read once.
+
+Precedence: flag > environment variable > default. KServe's own flags (`--http_port`, `--grpc_port`,
+`--model_name`, `--workers`, `--enable_latency_logging`, `--log_config_file`, ...) are accepted too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from kserve import model_server
+
+Kind = Literal["image", "text"]
+
+MODEL_MOUNT = Path("/mnt/models")
+
+DEFAULT_PORTS: dict[Kind, tuple[int, int]] = {"image": (8001, 9001), "text": (8002, 9002)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one predictor process is configured with."""
+
+    kind: Kind
+    model_name: str
+    http_port: int
+    grpc_port: int
+    model_dir: Path | None
+    arch: str | None
+    pretrained: str | None
+    device: str
+    precision: str
+    num_threads: int
+    max_batch_size: int
+    max_batch_delay_ms: float
+    max_items: int
+    max_image_pixels: int
+    max_text_chars: int
+    latency_logging: bool
+    log_config_file: str | None
+    kserve_args: dict[str, Any]
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = kind(raw)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {raw}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {raw}")
+    return value
+
+
+def _env(name: str, default: Any) -> Any:
+    return os.environ.get(name, default)
+
+
+def build_parser(kind: Kind) -> argparse.ArgumentParser:
+    """KServe's server parser plus the CLIP flags, with this predictor's local defaults."""
+    http_port, grpc_port = DEFAULT_PORTS[kind]
+    parser = argparse.ArgumentParser(
+        prog=f"python -m predictors.{kind}",
+        parents=[model_server.parser],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=f"CLIP {kind} encoder served with the Open Inference Protocol (KServe v2).",
+    )
+    parser.set_defaults(
+        http_port=http_port,
+        grpc_port=grpc_port,
+        model_name=f"clip-{kind}",
+        enable_latency_logging=False,
+    )
+    add = parser.add_argument
+    add(
+        "--model_dir",
+        default=_env("CLIP_MODEL_DIR", None),
+        help="open_clip model directory (open_clip_config.json + weights); default /mnt/models if present",
+    )
+    add("--arch", default=_env("CLIP_ARCH", None), help="open_clip architecture when no model dir")
+    add(
+        "--pretrained",
+        default=_env("CLIP_PRETRAINED", None),
+        help="pretrained tag, checkpoint file, or 'none' (random weights, benchmarks only)",
+    )
+    add("--device", default=_env("CLIP_DEVICE", "auto"), choices=["auto", "cpu", "cuda"])
+    add("--precision", default=_env("CLIP_PRECISION", "auto"), choices=["auto", "fp32", "fp16", "bf16"])
+    add(
+        "--num_threads",
+        type=int,
+        default=int(_env("CLIP_NUM_THREADS", 0)),
+        help="torch intra-op threads; 0 keeps torch's default",
+    )
+    add(
+        "--max_batch_size",
+        type=_positive(int),
+        default=int(_env("CLIP_MAX_BATCH_SIZE", 32)),
+        help="largest batch one forward pass takes",
+    )
+    add(
+        "--max_batch_delay_ms",
+        type=_non_negative_float,
+        default=float(_env("CLIP_MAX_BATCH_DELAY_MS", 5.0)),
+        help="how long the first queued item waits for others",
+    )
+    add(
+        "--max_items",
+        type=_positive(int),
+        default=int(_env("CLIP_MAX_ITEMS", 64)),
+        help="most items (images or texts) one request may carry",
+    )
+    add(
+        "--max_image_pixels",
+        type=_positive(int),
+        default=int(_env("CLIP_MAX_IMAGE_PIXELS", 40_000_000)),
+        help="largest image (width x height) decoded; larger ones are refused before decoding",
+    )
+    add(
+        "--max_text_chars",
+        type=_positive(int),
+        default=int(_env("CLIP_MAX_TEXT_CHARS", 2000)),
+        help="longest text in characters; longer texts are refused (long ones are token-truncated)",
+    )
+    return parser
+
+
+def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
+    """Parse flags (falling back to env, then defaults) into a `Settings`."""
+    parser = build_parser(kind)
+    args = parser.parse_args(argv)
+    model_dir = args.model_dir
+    if model_dir is None and args.arch is None and MODEL_MOUNT.is_dir():
+        model_dir = str(MODEL_MOUNT)
+    return Settings(
+        kind=kind,
+        model_name=args.model_name,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        model_dir=Path(model_dir) if model_dir else None,
+        arch=args.arch,
+        pretrained=args.pretrained,
+        device=args.device,
+        precision=args.precision,
+        num_threads=args.num_threads,
+        max_batch_size=args.max_batch_size,
+        max_batch_delay_ms=args.max_batch_delay_ms,
+        max_items=args.max_items,
+        max_image_pixels=args.max_image_pixels,
+        max_text_chars=args.max_text_chars,
+        latency_logging=args.enable_latency_logging,
+        log_config_file=args.log_config_file,
+        kserve_args=vars(args),
+    )

@@ -1,0 +1,70 @@
+"""`clip-text`: CLIP text embeddings over the Open Inference Protocol (KServe v2, REST and gRPC).
+
+Run:  python -m predictors.text --model_dir DIR        (HTTP :8002, gRPC :9002; see --help)
+
+Input `text`, BYTES [N] (N <= --max_items, default 64), UTF-8 strings. Output `embedding`, FP32 [N, D],
+L2-normalised. An empty (or blank) text, or one over --max_text_chars (CLIP_MAX_TEXT_CHARS, default
+2000) characters, is refused. Texts longer than the model's context (77 tokens for OpenAI CLIP) are
+truncated to it, end-of-text token kept, exactly as open_clip's tokenizer does. Each batch runs at
+the length of its longest tokenized text (see `predictors.text_encoding`).
+
+    curl -s localhost:8002/v2/models/clip-text/infer -H 'content-type: application/json' -d \
+      '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a cat", "a dog"]}]}'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from kserve.errors import InvalidInput
+
+from .model import ClipModel
+from .server import run
+from .text_encoding import can_trim, encode_text
+
+
+def _text(element: Any, index: int, max_chars: int) -> str:
+    if isinstance(element, bytes | bytearray):
+        try:
+            element = bytes(element).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"text[{index}] is not valid UTF-8") from None
+    if not isinstance(element, str):
+        raise InvalidInput(f"text[{index}] must be a string, got {type(element).__name__}")
+    if not element.strip():
+        raise InvalidInput(f"text[{index}] is empty")
+    if len(element) > max_chars:
+        raise InvalidInput(f"text[{index}] has {len(element)} characters, over the limit of {max_chars}")
+    return element
+
+
+class ClipTextModel(ClipModel[str]):
+    """Encodes texts with the loaded model's own tokenizer."""
+
+    input_name = "text"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trim = can_trim(self.loaded.model)
+
+    def warmup_items(self) -> list[str]:
+        return ["a photo of a cat"]
+
+    async def prepare(self, elements: list[Any]) -> list[str]:
+        return [_text(e, i, self.settings.max_text_chars) for i, e in enumerate(elements)]
+
+    def encode(self, items: list[str]) -> torch.Tensor:
+        tokens = self.loaded.tokenizer(items).to(self.loaded.device)
+        return encode_text(self.loaded.model, tokens, self.trim)
+
+    def limits(self) -> dict[str, int]:
+        return {"max_text_chars": self.settings.max_text_chars}
+
+
+def main() -> None:
+    run("text", ClipTextModel)
+
+
+if __name__ == "__main__":
+    main()
