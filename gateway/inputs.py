@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from gateway.body import capped
@@ -68,11 +69,17 @@ async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bo
     if media_type == "multipart/form-data" or (
         media_type == "application/x-www-form-urlencoded" and not image
     ):
-        form = await body.form(
-            max_files=1 if image else 0,
-            max_fields=limits.max_texts + 4,
-            max_part_size=limits.max_text_chars * 4 + 64,
-        )
+        try:
+            form = await body.form(
+                max_files=1 if image else 0,
+                max_fields=limits.max_texts + 4,
+                max_part_size=limits.max_text_chars * 4 + 64,
+            )
+        except HTTPException as exc:  # Starlette's parser refused the multipart body
+            raise BadInput(
+                f"invalid form body: {exc.detail} (fields: {'one image file, ' if image else ''}"
+                f"up to {limits.max_texts} 'text' values)"
+            ) from None
         try:
             return await _from_form(form, limits, image=image, text=text)
         finally:

@@ -83,6 +83,14 @@ async def compare(request: Request) -> Response:
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     image, texts = image_task.result(), text_task.result()
+    if len(image.rows[0]) != len(texts.rows[0]):
+        raise PredictorError(
+            "text",
+            "bad_response",
+            502,
+            f"the predictors serve different models: image embeddings have {len(image.rows[0])} "
+            f"dimensions, text embeddings {len(texts.rows[0])}",
+        )
     sims = [cosine(image.rows[0], row) for row in texts.rows]
     if not inputs.many:
         return JSONResponse({"similarity": sims[0]}, headers=timings.header())
