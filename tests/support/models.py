@@ -9,15 +9,28 @@ from typing import Any
 
 TINY_VIT: dict[str, Any] = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32,
-                   "mlp_ratio": 2},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
-                 "mlp_ratio": 2},
+    "vision_cfg": {
+        "image_size": 32,
+        "patch_size": 8,
+        "width": 64,
+        "layers": 2,
+        "head_width": 32,
+        "mlp_ratio": 2,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+        "mlp_ratio": 2,
+    },
 }
 
 
-def write_model_dir(path: Path, model_cfg: dict[str, Any], seed: int = 0,
-                    preprocess_cfg: dict[str, Any] | None = None) -> Path:
+def write_model_dir(
+    path: Path, model_cfg: dict[str, Any], seed: int = 0, preprocess_cfg: dict[str, Any] | None = None
+) -> Path:
     """Write an open_clip model directory (Hugging Face hub layout) with seeded random weights."""
     import open_clip
     import torch
@@ -29,7 +42,8 @@ def write_model_dir(path: Path, model_cfg: dict[str, Any], seed: int = 0,
     image_size = model_cfg["vision_cfg"]["image_size"]
     config = {
         "model_cfg": model_cfg,
-        "preprocess_cfg": preprocess_cfg or {
+        "preprocess_cfg": preprocess_cfg
+        or {
             "size": image_size,
             "mean": list(open_clip.OPENAI_DATASET_MEAN),
             "std": list(open_clip.OPENAI_DATASET_STD),

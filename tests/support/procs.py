@@ -40,7 +40,11 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            list(self.argv), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            list(self.argv),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.wait_ready(timeout)
