@@ -8,7 +8,10 @@ tag is fetched only when the Hugging Face hub answers within a few seconds (else
 from __future__ import annotations
 
 import json
+import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +140,18 @@ def _source(settings: Settings) -> _Source:
     return _Source(settings.arch, pretrained, settings.arch, pretrained, model_cfg)
 
 
+@contextmanager
+def _open_clip_logs_muted() -> Iterator[None]:
+    """open_clip and the hub client log on the root logger; failures reach the caller as exceptions."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def load_model(settings: Settings) -> LoadedModel:
     """Build the model in eval mode on the configured device and precision."""
     import open_clip
@@ -146,10 +161,11 @@ def load_model(settings: Settings) -> LoadedModel:
     precision = resolve_precision(settings.precision, device)
     src = _source(settings)
     try:
-        model = open_clip.create_model(
-            src.name, pretrained=src.pretrained, precision=precision, device=device
-        )
-        tokenizer = open_clip.get_tokenizer(src.name)
+        with _open_clip_logs_muted():
+            model = open_clip.create_model(
+                src.name, pretrained=src.pretrained, precision=precision, device=device
+            )
+            tokenizer = open_clip.get_tokenizer(src.name)
     except Exception as e:
         raise ModelLoadError(f"cannot load {src.name} (pretrained={src.reported}): {e}") from e
     model.eval()

@@ -66,6 +66,9 @@ def embedding_response(
     """An `InferResponse` carrying `embedding` FP32 [N, D] and the model's response parameters."""
     data = np.ascontiguousarray(embeddings, dtype=np.float32)
     output = InferOutput(name=OUTPUT_NAME, shape=list(data.shape), datatype="FP32", data=data)
+    if request.from_grpc:
+        # raw_output_contents; kserve's to_grpc cannot take an ndarray when the inputs came raw
+        output.set_data_from_numpy(data, binary_data=True)
     return InferResponse(
         response_id=request.id or str(uuid.uuid4()),
         model_name=model_name,
