@@ -19,12 +19,24 @@ def main() -> None:
     logging.basicConfig(
         level=settings.gateway_log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("gateway").info("starting gateway with %s", settings.redacted())
+    # One start line of our own; uvicorn's lifecycle lines only at debug, its errors always.
+    level = logging.getLevelName(settings.gateway_log_level.upper())
+    logging.getLogger("uvicorn.error").setLevel(
+        max(level, logging.WARNING) if level > logging.DEBUG else level
+    )
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every predictor call at INFO
+    logging.getLogger("gateway").info(
+        "gateway listening on http://%s:%d with %s",
+        settings.gateway_host,
+        settings.gateway_port,
+        settings.redacted(),
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
-        log_level=settings.gateway_log_level,
+        log_config=None,
         access_log=settings.gateway_access_log,
         server_header=False,
     )

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from gateway.auth import ApiKeys
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, PredictorError
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.requestid import RequestIdMiddleware, current
 from gateway.routes import api, ops
@@ -58,7 +58,7 @@ def create_app(
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    if exc.status >= 500:
+    if exc.status >= 500 or isinstance(exc, PredictorError):
         log.warning(
             "%s %s -> %d: %s (request_id=%s)",
             request.method,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -12,8 +11,6 @@ import httpx
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
 from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
-
-log = logging.getLogger("gateway.predictor")
 
 RETRY_BACKOFF_S = 0.1
 # The request never reached the model: a refused or timed-out connect, or a pooled keep-alive
@@ -58,13 +55,9 @@ class PredictorClient:
             return self._read(response, rows)
         except PredictorError as exc:
             self.metrics.predictor_errors.labels(self.name, exc.reason).inc()
-            log.warning("%s predictor: %s (request_id=%s)", self.name, exc.message, request_id)
             raise
         except TimeoutError:
             self.metrics.predictor_errors.labels(self.name, "timeout").inc()
-            log.warning(
-                "%s predictor timed out after %ss (request_id=%s)", self.name, self.timeout_s, request_id
-            )
             raise PredictorError(
                 self.name,
                 "timeout",
