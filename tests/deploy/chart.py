@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,20 +38,31 @@ def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, check=False, **kwargs)
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def helm_template(
     *values_files: Path, sets: Sequence[str] = (), monitoring_api: bool = True, extra: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
+    """`helm template`. A `sets` value that is JSON goes through --set-json (`--set` makes 0.5 a string)."""
     argv = [tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     if monitoring_api:
         argv += ["--api-versions", MONITORING_API]
     for f in values_files:
         argv += ["-f", str(f)]
     for s in sets:
-        argv += ["--set", s]
+        argv += ["--set-json" if _is_json(s.partition("=")[2]) else "--set", s]
     return run([*argv, *extra])
 
 
-def render(*values_files: Path, sets: Sequence[str] = (), monitoring_api: bool = True) -> list[dict[str, Any]]:
+def render(
+    *values_files: Path, sets: Sequence[str] = (), monitoring_api: bool = True
+) -> list[dict[str, Any]]:
     """The rendered objects (hooks included), or a test failure with helm's message."""
     result = helm_template(*values_files, sets=sets, monitoring_api=monitoring_api)
     if result.returncode != 0:

@@ -5,19 +5,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import kubernetes.client.models as k8s_models
 import kserve.models as kserve_models
+import kubernetes.client.models as k8s_models
 from cloudcoil.models.prometheus_operator import v1 as prom_v1
 from kubernetes_validate import utils as kv
+from pydantic import BaseModel
 
 LIST = re.compile(r"^(?:list|List)\[(.+)\]$")
 DICT = re.compile(r"^(?:dict\(str, (.+)\)|Dict\[str, (.+)\])$")
 SCALARS: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "bool": (bool,), "float": (int, float), "object": (object,),
-    "datetime": (str,), "date": (str,),
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "float": (int, float),
+    "object": (object,),
+    "datetime": (str,),
+    "date": (str,),
 }
-PROMETHEUS_OPERATOR = {"ServiceMonitor": prom_v1.ServiceMonitor, "PodMonitor": prom_v1.PodMonitor,
-                       "PrometheusRule": prom_v1.PrometheusRule}
+PROMETHEUS_OPERATOR: dict[str, type[BaseModel]] = {
+    "ServiceMonitor": prom_v1.ServiceMonitor,
+    "PodMonitor": prom_v1.PodMonitor,
+    "PrometheusRule": prom_v1.PrometheusRule,
+}
 
 
 def _model(type_name: str) -> Any:
@@ -42,7 +51,9 @@ def openapi_errors(value: Any, type_name: str, path: str = "") -> list[str]:
     if model is None:
         return [f"{path}: no model named {type_name}"]
     if not hasattr(model, "openapi_types"):  # e.g. a quantity: an int-or-string leaf
-        return [] if isinstance(value, str | int | float) else [f"{path}: expected a {type_name}, got {value!r}"]
+        return (
+            [] if isinstance(value, str | int | float) else [f"{path}: expected a {type_name}, got {value!r}"]
+        )
     if not isinstance(value, dict):
         return [f"{path}: expected a {type_name} object, got {value!r}"]
     by_json = {json_name: attr for attr, json_name in model.attribute_map.items()}
@@ -75,7 +86,9 @@ def prometheus_operator_errors(obj: dict[str, Any]) -> list[str]:
     except ValueError as e:
         return [str(e)]
     back = parsed.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return [] if _normalise(back) == _normalise(obj) else [f"round trip changed the object:\n{back}\n!=\n{obj}"]
+    return (
+        [] if _normalise(back) == _normalise(obj) else [f"round trip changed the object:\n{back}\n!=\n{obj}"]
+    )
 
 
 def kubernetes_errors(obj: dict[str, Any]) -> list[str]:

@@ -27,13 +27,13 @@ def test_lint_strict_passes(values: Path | None) -> None:
         ("gateway.replicaCount=-2", "/gateway/replicaCount"),
         ("unknownKey=1", "additional properties 'unknownKey'"),
         ("gateway.replicas=3", "additional properties 'replicas'"),
-        ("kserve.deploymentMode=Serverless", "/kserve/deploymentMode"),
-        ("predictor.model.storageUri=ftp://models/clip", "/predictor/model/storageUri"),
-        ("predictor.device=tpu", "/predictor/device"),
+        ('kserve.deploymentMode="Serverless"', "/kserve/deploymentMode"),
+        ('predictor.model.storageUri="ftp://models/clip"', "/predictor/model/storageUri"),
+        ('predictor.device="tpu"', "/predictor/device"),
         ("gateway.service.port=70000", "/gateway/service/port"),
         ("monitoring.prometheusRule.alerts.gatewayErrors.threshold=5", "gatewayErrors/threshold"),
-        ("monitoring.prometheusRule.alerts.targetDown.for=soon", "targetDown/for"),
-        ("gateway.apiKeys.keys={a,b c}", "/gateway/apiKeys/keys"),
+        ('monitoring.prometheusRule.alerts.targetDown.for="soon"', "targetDown/for"),
+        ('gateway.apiKeys.keys=["a", "b c"]', "/gateway/apiKeys/keys"),
     ],
 )
 def test_schema_refuses_bad_values(setting: str, complaint: str) -> None:

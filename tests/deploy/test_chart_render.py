@@ -28,10 +28,15 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def pod_specs(objects: Objects) -> list[tuple[str, dict[str, Any]]]:
-    specs = [(f"Deployment/{d['metadata']['name']}", d["spec"]["template"]["spec"]) for d in by_kind(objects, "Deployment")]
+    specs = [
+        (f"Deployment/{d['metadata']['name']}", d["spec"]["template"]["spec"])
+        for d in by_kind(objects, "Deployment")
+    ]
     specs += [(f"Pod/{p['metadata']['name']}", p["spec"]) for p in by_kind(objects, "Pod")]
-    specs += [(f"InferenceService/{s['metadata']['name']}", s["spec"]["predictor"])
-              for s in by_kind(objects, "InferenceService")]
+    specs += [
+        (f"InferenceService/{s['metadata']['name']}", s["spec"]["predictor"])
+        for s in by_kind(objects, "InferenceService")
+    ]
     return specs
 
 
@@ -59,7 +64,7 @@ def test_gateway_calls_the_services_kserve_creates(variants: dict[str, Objects],
     for key in ("image", "text"):
         service = isvc(objects, key)
         name = service["metadata"]["name"]
-        # Standard: Service <isvc>-predictor (port 80 -> 8080); Knative: the route's cluster-local host, port 80.
+        # Standard: Service <isvc>-predictor (80 -> 8080); Knative: the route's cluster-local host (80).
         assert env[f"{key.upper()}_PREDICTOR_URL"] == f"http://{name}-predictor.{NAMESPACE}.svc.cluster.local"
         args = predictor_container(service)["args"]
         assert f"--model_name={env[f'{key.upper()}_MODEL_NAME']}" in args
@@ -68,8 +73,15 @@ def test_gateway_calls_the_services_kserve_creates(variants: dict[str, Objects],
 
 
 def test_predictor_urls_can_be_overridden() -> None:
-    env = gateway_env(render(sets=["gateway.imagePredictorUrl=http://img.other:9000",
-                                   "predictors.text.name=words", "predictors.text.modelName=words-v2"]))
+    env = gateway_env(
+        render(
+            sets=[
+                "gateway.imagePredictorUrl=http://img.other:9000",
+                "predictors.text.name=words",
+                "predictors.text.modelName=words-v2",
+            ]
+        )
+    )
     assert env["IMAGE_PREDICTOR_URL"] == "http://img.other:9000"
     assert env["TEXT_PREDICTOR_URL"] == f"http://words-predictor.{NAMESPACE}.svc.cluster.local"
     assert env["TEXT_MODEL_NAME"] == "words-v2"
@@ -83,7 +95,9 @@ def test_deployment_modes(variants: dict[str, Objects]) -> None:
     ports = {p["name"]: p["containerPort"] for p in predictor_container(standard)["ports"]}
     assert ports == {"http": 8080, "grpc": 8081}
     # Knative serves one port per container, named for its protocol; no startup probe there.
-    assert [(p["name"], p["containerPort"]) for p in predictor_container(knative)["ports"]] == [("http1", 8080)]
+    assert [(p["name"], p["containerPort"]) for p in predictor_container(knative)["ports"]] == [
+        ("http1", 8080)
+    ]
     assert "startupProbe" not in predictor_container(knative)
     assert knative["spec"]["predictor"]["minReplicas"] == 0
     assert knative["spec"]["predictor"]["scaleMetric"] == "concurrency"
@@ -147,8 +161,11 @@ def test_selectors_pick_the_right_pods(variants: dict[str, Objects]) -> None:
     deployment = one(objects, "Deployment")
     gateway_labels = deployment["spec"]["template"]["metadata"]["labels"]
     predictor_labels = [isvc(objects, k)["spec"]["predictor"]["labels"] for k in ("image", "text")]
-    for selector in (deployment["spec"]["selector"]["matchLabels"], one(objects, "Service")["spec"]["selector"],
-                     one(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]):
+    for selector in (
+        deployment["spec"]["selector"]["matchLabels"],
+        one(objects, "Service")["spec"]["selector"],
+        one(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+    ):
         assert matches(selector, gateway_labels)
         assert not any(matches(selector, labels) for labels in predictor_labels)
     hpa = one(objects, "HorizontalPodAutoscaler")
@@ -162,7 +179,8 @@ def test_network_policy_admits_only_the_gateway_and_prometheus(variants: dict[st
     names = sorted(isvc(objects, k)["metadata"]["name"] for k in ("image", "text"))
     # KServe labels every predictor pod serving.kserve.io/inferenceservice=<name>.
     assert policy["podSelector"]["matchExpressions"] == [
-        {"key": "serving.kserve.io/inferenceservice", "operator": "In", "values": names}]
+        {"key": "serving.kserve.io/inferenceservice", "operator": "In", "values": names}
+    ]
     gateway_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     peers = [rule["from"] for rule in policy["ingress"]]
     assert len(peers) == 2
@@ -229,7 +247,9 @@ def test_monitoring_targets_and_job_labels(variants: dict[str, Objects]) -> None
     assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     endpoint = monitor["spec"]["endpoints"][0]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
-    assert {"action": "replace", "targetLabel": "job", "replacement": "clip-gateway"} in endpoint["relabelings"]
+    assert {"action": "replace", "targetLabel": "job", "replacement": "clip-gateway"} in endpoint[
+        "relabelings"
+    ]
     for key in ("image", "text"):
         name = isvc(objects, key)["metadata"]["name"]
         pm = next(p for p in by_kind(objects, "PodMonitor") if p["metadata"]["name"] == name)

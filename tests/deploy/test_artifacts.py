@@ -1,0 +1,105 @@
+"""Dockerfiles, plain manifests, docker-compose and kind files: linted, fresh, and saying what they should."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.chart import ROOT, run, tool
+
+DOCKERFILES = ["Dockerfile.predictor", "Dockerfile.gateway"]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_dockerfile_passes_hadolint(name: str) -> None:
+    result = run([tool("hadolint"), str(ROOT / name)])
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def final_stage(name: str) -> str:
+    return (ROOT / name).read_text().rsplit("\nFROM ", 1)[1]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_image_runs_as_non_root_without_build_tools(name: str) -> None:
+    text = (ROOT / name).read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text
+    assert text.count("\nFROM ") == 2, "multi-stage: build, then runtime"
+    final = final_stage(name)
+    assert re.search(r"^USER 10001:10001$", final, flags=re.M)
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert not re.search(r"apt-get|gcc|build-essential|pip install", final)
+
+
+def test_predictor_image_has_torch_and_the_gateway_image_has_not() -> None:
+    predictor = (ROOT / "Dockerfile.predictor").read_text()
+    gateway = (ROOT / "Dockerfile.gateway").read_text()
+    assert "pip install torch==2.14.1 torchvision==0.29.1" in predictor
+    assert '"/src[predictor]"' in predictor and "HF_HOME=/cache/huggingface" in predictor
+    assert '"/src[gateway]"' in gateway and "torch==" not in gateway and "[predictor]" not in gateway
+    assert 'ENTRYPOINT ["python", "-m", "gateway"]' in gateway
+
+
+def test_dockerignore_sends_only_the_sources() -> None:
+    lines = (ROOT / ".dockerignore").read_text().split()
+    assert lines[lines.index("**")] == "**"
+    assert {"!pyproject.toml", "!predictors/", "!gateway/"} <= set(lines)
+
+
+def test_manifests_equal_a_fresh_render(tmp_path: Path) -> None:
+    result = run([str(ROOT / "scripts" / "render-manifests.sh"), str(tmp_path)])
+    assert result.returncode == 0, result.stderr
+    for name in ("clip-similarity.yaml", "monitoring.yaml"):
+        assert (ROOT / "manifests" / name).read_text() == (tmp_path / name).read_text(), (
+            f"manifests/{name} drifted from the chart: run `make manifests`"
+        )
+
+
+def test_manifests_split_the_operator_objects_from_the_rest() -> None:
+    main = [d for d in yaml.safe_load_all((ROOT / "manifests" / "clip-similarity.yaml").read_text()) if d]
+    monitoring = [d for d in yaml.safe_load_all((ROOT / "manifests" / "monitoring.yaml").read_text()) if d]
+    assert {d["kind"] for d in monitoring} == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert {d["kind"] for d in main} >= {"InferenceService", "Deployment", "Service", "NetworkPolicy"}
+    assert all(d["metadata"]["namespace"] == "clip-similarity" for d in main + monitoring)
+    assert not any(d["kind"] == "Pod" for d in main), "the helm test hook is not a manifest"
+
+
+def test_compose_file_is_valid_and_runs_the_three_programs() -> None:
+    compose = ROOT / "docker-compose.yml"
+    result = run([tool("docker-compose"), "-f", str(compose), "config"])
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == {"clip-image", "clip-text", "gateway"}
+    for key, port in (("image", 8001), ("text", 8002)):
+        svc = services[f"clip-{key}"]
+        assert svc["command"][:2] == ["-m", f"predictors.{key}"]
+        assert svc["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+        assert svc["read_only"] is True
+        assert any(p["published"] in (port, str(port)) and p["target"] == 8080 for p in svc["ports"])
+    env = services["gateway"]["environment"]
+    assert env["IMAGE_PREDICTOR_URL"] == "http://clip-image:8080"
+    assert env["TEXT_PREDICTOR_URL"] == "http://clip-text:8080"
+    assert "CPU only" in compose.read_text()
+
+
+def test_kind_path_is_complete() -> None:
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    assert config["kind"] == "Cluster" and config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    up = (ROOT / "scripts" / "kind-up.sh").read_text()
+    for step in (
+        "kind create cluster",
+        "kind load docker-image",
+        "cert-manager",
+        "deploymentMode=Standard",
+        "ci/cpu-values.yaml",
+        "condition=Ready",
+    ):
+        assert step in up, step
+    assert "/compare/" in (ROOT / "scripts" / "kind-smoke.sh").read_text()
+    for script in ("kind-up.sh", "kind-smoke.sh", "kind-down.sh", "render-manifests.sh", "render-rules.sh"):
+        path = ROOT / "scripts" / script
+        assert path.stat().st_mode & 0o111, f"{script} is not executable"
+        assert run(["bash", "-n", str(path)]).returncode == 0, script
