@@ -39,6 +39,8 @@ def main() -> None:
         log_config=None,
         access_log=settings.gateway_access_log,
         server_header=False,
+        # On SIGTERM, in-flight requests get as long as a predictor call may take.
+        timeout_graceful_shutdown=int(settings.predictor_timeout_s) + 5,
     )
 
 

@@ -87,6 +87,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = current.get()
-    log.exception("unexpected error on %s %s (request_id=%s)", request.method, request.url.path, request_id)
-    return JSONResponse({"error": f"internal error; quote request id {request_id}"}, 500)
+    # Runs outside the request-id middleware (Starlette's outermost layer); the scope still has the id.
+    request_id = str(getattr(request.state, "request_id", "-"))
+    log.error(
+        "unexpected %s on %s %s (request_id=%s)",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        request_id,
+    )
+    return JSONResponse(
+        {"error": f"internal error; quote request id {request_id}"}, 500, headers={"x-request-id": request_id}
+    )

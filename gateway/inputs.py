@@ -6,22 +6,20 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
 
-import anyio.to_thread
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from gateway import cpu
 from gateway.body import capped
 from gateway.errors import BadInput, MissingField, TooLarge, UnsupportedMediaType
 from gateway.images import check_image
 from gateway.settings import Settings
 
-# Bodies larger than this are parsed in a worker thread so the event loop keeps serving.
-THREAD_THRESHOLD = 256 * 1024
 # Headers, boundaries, JSON punctuation and a data: URI prefix.
 BODY_SLACK = 64 * 1024
+_URLSAFE = str.maketrans("-_", "+/")
 
 
 @dataclass(frozen=True)
@@ -86,15 +84,11 @@ async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bo
             await form.close()
     if media_type == "application/json" or media_type.endswith("+json"):
         raw = await body.body()
-        return await _run(_from_json, raw, limits, image, text, big=len(raw) > THREAD_THRESHOLD)
+        return await cpu.run(len(raw), _from_json, raw, limits, image, text)
     accepted = "multipart/form-data or application/json"
     if not image:
         accepted += " or application/x-www-form-urlencoded"
     raise UnsupportedMediaType(f"unsupported content type {media_type or '(none)'!r}: send {accepted}")
-
-
-async def _run(fn: Any, *args: Any, big: bool) -> Any:
-    return await anyio.to_thread.run_sync(fn, *args) if big else fn(*args)
 
 
 async def _from_form(form: FormData, limits: Limits, *, image: bool, text: bool) -> Inputs:
@@ -127,6 +121,8 @@ def _from_json(raw: bytes, limits: Limits, image: bool, text: bool) -> Inputs:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadInput("the JSON body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise MissingField("the JSON body must be an object")
     data = None
@@ -158,7 +154,8 @@ def _decode_base64(value: str, max_bytes: int) -> bytes:
             raise BadInput("the image data: URI must be base64 encoded ('data:<type>;base64,...')")
     if (len(value) * 3) // 4 > max_bytes + 2:
         raise TooLarge(f"the image is over the limit of {max_bytes} bytes")
-    compact = "".join(value.split())
+    # Tolerate line breaks and the URL-safe alphabet; anything else outside base64 is an error.
+    compact = "".join(value.split()).translate(_URLSAFE)
     try:
         return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError):

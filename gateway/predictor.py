@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
 from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
@@ -52,7 +53,7 @@ class PredictorClient:
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await self._post(body, request_id)
-            return self._read(response, rows)
+            return await cpu.run(len(response.content), self._read, response, rows)
         except PredictorError as exc:
             self.metrics.predictor_errors.labels(self.name, exc.reason).inc()
             raise

@@ -8,15 +8,14 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import oip
+from gateway import cpu, oip
 from gateway.auth import require_api_key
 from gateway.errors import PredictorError
-from gateway.inputs import THREAD_THRESHOLD, read_inputs
+from gateway.inputs import read_inputs
 from gateway.requestid import request_id
 from gateway.schemas import (
     CompareResponse,
@@ -54,12 +53,6 @@ class Timings:
         return {"server-timing": ", ".join(f"{n};dur={ms:.1f}" for n, ms in self.ms.items())}
 
 
-async def _image_body(image: bytes, rid: str) -> bytes:
-    if len(image) > THREAD_THRESHOLD:
-        return await anyio.to_thread.run_sync(oip.image_request, image, rid)
-    return oip.image_request(image, rid)
-
-
 @api.post(
     "/compare/",
     summary="How well an image matches one or several texts",
@@ -72,7 +65,7 @@ async def compare(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=True, text=True)
     assert inputs.image is not None and inputs.texts is not None
     rid, timings = request_id(request), Timings()
-    image_body = await _image_body(inputs.image, rid)
+    image_body = await cpu.run(len(inputs.image), oip.image_request, inputs.image, rid)
     text_body = oip.text_request(inputs.texts, rid)
     try:
         async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
@@ -116,7 +109,10 @@ async def embed(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=True, text=False)
     assert inputs.image is not None
     rid, timings = request_id(request), Timings()
-    image = await timings.time("image", svc.image.infer(await _image_body(inputs.image, rid), 1, rid))
+    image = await timings.time(
+        "image",
+        svc.image.infer(await cpu.run(len(inputs.image), oip.image_request, inputs.image, rid), 1, rid),
+    )
     return JSONResponse({"embedding": image.rows[0]}, headers=timings.header())
 
 

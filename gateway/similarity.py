@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 
@@ -10,8 +11,12 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity; the predictors send unit vectors, but fp16 rounding is divided out."""
     if len(a) != len(b):
         raise ValueError(f"embedding sizes differ: {len(a)} and {len(b)}")
-    norm = math.sqrt(math.fsum(x * x for x in a) * math.fsum(y * y for y in b))
-    return math.fsum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
+    norm = math.sqrt(_dot(a, a) * _dot(b, b))
+    return _dot(a, b) / norm if norm else 0.0
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(map(operator.mul, a, b))
 
 
 def softmax(logits: Sequence[float]) -> list[float]:

@@ -159,3 +159,23 @@ def test_bad_values_are_400(small: TestClient, fake) -> None:
     )
     error(small.post("/compare/", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}), 400)
     assert fake.requests == []
+
+
+def test_deeply_nested_json_is_400(client: TestClient, fake) -> None:
+    r = client.post("/compare/", content=b"[" * 100_000, headers={"content-type": "application/json"})
+    error(r, 400, "nested too deeply")
+    assert fake.requests == []
+
+
+def test_image_base64_may_be_url_safe_or_wrapped(client: TestClient) -> None:
+    image = png(9, 9, "white") + b"\xfb\xff"  # trailing bytes that encode to '+/' or '-_'
+    standard = base64.b64encode(image).decode()
+    assert "+" in standard or "/" in standard
+    for variant in (
+        standard,
+        base64.urlsafe_b64encode(image).decode(),
+        standard.rstrip("="),
+        "\n".join(standard[i : i + 76] for i in range(0, len(standard), 76)),
+    ):
+        r = client.post("/embed/", json={"image": variant})
+        assert r.status_code == 200, (variant, r.text)

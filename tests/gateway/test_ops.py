@@ -125,3 +125,18 @@ def test_gateway_does_not_import_torch_open_clip_or_kserve() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_an_unexpected_error_is_a_json_500_with_the_request_id(make_client: MakeClient) -> None:
+    client = make_client()
+
+    async def broken() -> None:
+        raise RuntimeError("bug")
+
+    client.app.add_api_route("/broken", broken)  # type: ignore[attr-defined]
+    r = client.get("/broken", headers={"x-request-id": "req-500"})
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error; quote request id req-500"}
+    assert r.headers["x-request-id"] == "req-500"
+    counts = samples(client, "http_requests_total")
+    assert counts[(("handler", "/broken"), ("http_status", "500"), ("method", "GET"))] == 1
