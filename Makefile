@@ -48,6 +48,37 @@ run: install ## Run both predictors and the gateway locally (:8001, :8002, :8000
 	$(PY) scripts/run_stack.py $(if $(MODEL_DIR),--model-dir $(MODEL_DIR)) \
 	  $(if $(ARCH),--arch $(ARCH)) $(if $(PRETRAINED),--pretrained $(PRETRAINED))
 
+##@ Kubernetes
+
+.PHONY: manifests
+manifests: tools ## Regenerate manifests/ (plain YAML) from the chart's defaults.
+	scripts/render-manifests.sh
+
+.PHONY: rules
+rules: tools ## Regenerate prometheus/rules.yml from the chart's PrometheusRule.
+	scripts/render-rules.sh
+
+.PHONY: chart-lint
+chart-lint: tools ## helm lint --strict the chart with each ci/*-values.yaml.
+	for f in "" helm/clip-similarity/ci/*-values.yaml; do \
+	  $(TOOLS_BIN)/helm lint --strict helm/clip-similarity --set monitoring.forceApiVersions=true $${f:+-f $$f} || exit 1; done
+
+.PHONY: compose-config
+compose-config: tools ## Validate docker-compose.yml.
+	$(TOOLS_BIN)/docker-compose -f docker-compose.yml config -q
+
+.PHONY: kind-up
+kind-up: ## kind cluster + images + cert-manager + KServe (Standard) + the chart (CPU values).
+	scripts/kind-up.sh
+
+.PHONY: kind-smoke
+kind-smoke: ## Port-forward the gateway on kind, POST /compare/, run helm test.
+	scripts/kind-smoke.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster.
+	scripts/kind-down.sh
+
 ##@ Development
 
 .PHONY: test
