@@ -81,3 +81,21 @@ def assert_same_embeddings(got: np.ndarray, want: np.ndarray, min_cosine: float 
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cosines = (got * want).sum(axis=1) / np.linalg.norm(want, axis=1)
     assert cosines.min() >= min_cosine, cosines
+
+
+def exif_rotated_png(img: Image.Image) -> bytes:
+    """`img` stored rotated by 90 degrees, with EXIF orientation 8 saying how to turn it back."""
+    exif = Image.Exif()
+    exif[0x0112] = 8  # orientation: rotate 90 CW to display
+    return encode(img.transpose(Image.Transpose.ROTATE_270), "PNG", exif=exif)
+
+
+def rgba_on_white(img: Image.Image) -> tuple[bytes, Image.Image]:
+    """`img` with its left half fully transparent, as PNG, and the expected picture on white."""
+    alpha = np.full((img.height, img.width), 255, dtype=np.uint8)
+    alpha[:, : img.width // 2] = 0
+    rgba = img.copy()
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    expected = np.asarray(img).copy()
+    expected[:, : img.width // 2] = 255
+    return encode(rgba, "PNG"), Image.fromarray(expected, "RGB")

@@ -18,7 +18,16 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 
 from tests.support.procs import PYTHON, ROOT, Server
 
-from .media import TEXTS, Reference, assert_same_embeddings, sample_images
+from .media import (
+    TEXTS,
+    Reference,
+    assert_same_embeddings,
+    distinct_image,
+    encode,
+    exif_rotated_png,
+    rgba_on_white,
+    sample_images,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -166,3 +175,28 @@ def test_metadata_and_config_describe_the_model(tower: Tower) -> None:
 def test_unknown_model_is_404(tower: Tower) -> None:
     r = httpx.get(f"http://{tower.http}/v2/models/nope/config")
     assert r.status_code == 404
+
+
+def test_exif_rotated_and_transparent_images_encode_as_seen(
+    image_server: Server, tiny_ref: Reference
+) -> None:
+    upright = distinct_image(11, (48, 32))
+    transparent, on_white = rgba_on_white(distinct_image(12))
+    files = [exif_rotated_png(upright), transparent]
+    body = {
+        "inputs": [
+            {
+                "name": "image",
+                "datatype": "BYTES",
+                "shape": [2],
+                "data": [base64.b64encode(f).decode() for f in files],
+            }
+        ]
+    }
+    r = httpx.post(
+        f"http://127.0.0.1:{image_server.ports['http']}/v2/models/clip-image/infer", json=body, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    expected = tiny_ref.images([encode(upright), encode(on_white)])
+    assert_same_embeddings(np.array(out["data"]).reshape(out["shape"]), expected)
