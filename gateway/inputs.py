@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from gateway import cpu
@@ -67,17 +67,7 @@ async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bo
     if media_type == "multipart/form-data" or (
         media_type == "application/x-www-form-urlencoded" and not image
     ):
-        try:
-            form = await body.form(
-                max_files=1 if image else 0,
-                max_fields=limits.max_texts + 4,
-                max_part_size=limits.max_text_chars * 4 + 64,
-            )
-        except HTTPException as exc:  # Starlette's parser refused the multipart body
-            raise BadInput(
-                f"invalid form body: {exc.detail} (fields: {'one image file, ' if image else ''}"
-                f"up to {limits.max_texts} 'text' values)"
-            ) from None
+        form = await _read_form(body, media_type, limits, image)
         try:
             return await _from_form(form, limits, image=image, text=text)
         finally:
@@ -89,6 +79,30 @@ async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bo
     if not image:
         accepted += " or application/x-www-form-urlencoded"
     raise UnsupportedMediaType(f"unsupported content type {media_type or '(none)'!r}: send {accepted}")
+
+
+async def _read_form(body: Request, media_type: str, limits: Limits, image: bool) -> FormData:
+    max_fields, max_part_size = limits.max_texts + 4, limits.max_text_chars * 4 + 64
+    try:
+        if media_type != "multipart/form-data":
+            return await FormParser(
+                body.headers, body.stream(), max_fields=max_fields, max_part_size=max_part_size
+            ).parse()
+        parser = MultiPartParser(
+            body.headers,
+            body.stream(),
+            max_files=1 if image else 0,
+            max_fields=max_fields,
+            max_part_size=max_part_size,
+        )
+        # The upload stays in memory (the body cap bounds it): no temporary files, so no disk needed.
+        parser.spool_max_size = limits.max_image_bytes + 1
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise BadInput(
+            f"invalid form body: {exc.message} (fields: {'one image file, ' if image else ''}"
+            f"up to {limits.max_texts} 'text' values)"
+        ) from None
 
 
 async def _from_form(form: FormData, limits: Limits, *, image: bool, text: bool) -> Inputs:
