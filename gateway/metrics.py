@@ -11,6 +11,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Paths that match no route share one label value, so scanners cannot explode cardinality.
 UNMATCHED = "unmatched"
+PREDICTORS = ("image", "text")
+ERROR_REASONS = (
+    "unreachable",
+    "timeout",
+    "not_ready",
+    "bad_request",
+    "not_found",
+    "server_error",
+    "bad_response",
+)
 # Any token is a valid HTTP method on the wire; only these get a label value of their own.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -42,11 +52,14 @@ class Metrics:
         )
         self.predictor_errors = Counter(
             "predictor_errors_total",
-            "Failed predictor calls, by reason "
-            "(unreachable, timeout, not_ready, bad_request, not_found, server_error, bad_response).",
+            f"Failed predictor calls, by reason ({', '.join(ERROR_REASONS)}).",
             ["predictor", "reason"],
             registry=self.registry,
         )
+        # Every series exists from the start at 0, so rate() and alerts see the first error.
+        for predictor in PREDICTORS:
+            for reason in ERROR_REASONS:
+                self.predictor_errors.labels(predictor, reason)
 
 
 class MetricsMiddleware:

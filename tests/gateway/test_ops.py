@@ -140,3 +140,10 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id(make_client: Make
     assert r.headers["x-request-id"] == "req-500"
     counts = samples(client, "http_requests_total")
     assert counts[(("handler", "/broken"), ("http_status", "500"), ("method", "GET"))] == 1
+
+
+def test_predictor_error_series_exist_at_zero_before_any_error(client: TestClient) -> None:
+    errors = samples(client, "predictor_errors_total")
+    assert len(errors) == 14
+    assert set(errors.values()) == {0.0}
+    assert errors[(("predictor", "text"), ("reason", "timeout"))] == 0.0
