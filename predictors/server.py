@@ -98,6 +98,8 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
     except ModelLoadError as e:
         _fail(f"cannot serve {settings.model_name}: {e}")
         return
+    if loaded.pretrained == "none":
+        logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
         "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s, batches up to %d items within %g ms, "
         "%d torch threads, HTTP :%d gRPC :%s",

@@ -100,37 +100,37 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
     add(
         "--num_threads",
         type=int,
-        default=int(_env("CLIP_NUM_THREADS", 0)),
+        default=_env("CLIP_NUM_THREADS", 0),
         help="torch intra-op threads; 0 keeps torch's default",
     )
     add(
         "--max_batch_size",
         type=_positive(int),
-        default=int(_env("CLIP_MAX_BATCH_SIZE", 32)),
+        default=_env("CLIP_MAX_BATCH_SIZE", 32),
         help="largest batch one forward pass takes",
     )
     add(
         "--max_batch_delay_ms",
         type=_non_negative_float,
-        default=float(_env("CLIP_MAX_BATCH_DELAY_MS", 5.0)),
+        default=_env("CLIP_MAX_BATCH_DELAY_MS", 5.0),
         help="how long the first queued item waits for others",
     )
     add(
         "--max_items",
         type=_positive(int),
-        default=int(_env("CLIP_MAX_ITEMS", 64)),
+        default=_env("CLIP_MAX_ITEMS", 64),
         help="most items (images or texts) one request may carry",
     )
     add(
         "--max_image_pixels",
         type=_positive(int),
-        default=int(_env("CLIP_MAX_IMAGE_PIXELS", 40_000_000)),
+        default=_env("CLIP_MAX_IMAGE_PIXELS", 40_000_000),
         help="largest image (width x height) decoded; larger ones are refused before decoding",
     )
     add(
         "--max_text_chars",
         type=_positive(int),
-        default=int(_env("CLIP_MAX_TEXT_CHARS", 2000)),
+        default=_env("CLIP_MAX_TEXT_CHARS", 2000),
         help="longest text in characters; longer texts are refused (long ones are token-truncated)",
     )
     return parser
@@ -139,7 +139,11 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
 def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
     """Parse flags (falling back to env, then defaults) into a `Settings`."""
     parser = build_parser(kind)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # argparse also converts and checks string defaults read from env
+    for flag in ("device", "precision"):
+        allowed = next(a.choices for a in parser._actions if a.dest == flag)
+        if allowed is not None and getattr(args, flag) not in allowed:
+            parser.error(f"--{flag} (or CLIP_{flag.upper()}) must be one of {sorted(allowed)}")
     model_dir = args.model_dir
     if model_dir is None and args.arch is None and MODEL_MOUNT.is_dir():
         model_dir = str(MODEL_MOUNT)

@@ -1,0 +1,41 @@
+"""Flags beat CLIP_* environment variables, which beat the defaults; bad values are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from predictors.settings import read_settings
+
+
+def test_defaults_per_predictor(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("CLIP_MAX_BATCH_SIZE", "CLIP_MAX_ITEMS", "CLIP_MAX_IMAGE_PIXELS", "CLIP_DEVICE"):
+        monkeypatch.delenv(var, raising=False)
+    image, text = read_settings("image", []), read_settings("text", [])
+    assert (image.model_name, image.http_port, image.grpc_port) == ("clip-image", 8001, 9001)
+    assert (text.model_name, text.http_port, text.grpc_port) == ("clip-text", 8002, 9002)
+    assert (image.max_items, image.max_image_pixels, text.max_text_chars) == (64, 40_000_000, 2000)
+    assert image.device == "auto" and image.precision == "auto" and not image.latency_logging
+
+
+def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIP_MAX_BATCH_SIZE", "7")
+    monkeypatch.setenv("CLIP_MAX_BATCH_DELAY_MS", "2.5")
+    monkeypatch.setenv("CLIP_MODEL_DIR", "/models/from-env")
+    s = read_settings("image", ["--max_batch_delay_ms", "9", "--http_port", "1234", "--model_name", "m"])
+    assert (s.max_batch_size, s.max_batch_delay_ms) == (7, 9.0)
+    assert str(s.model_dir) == "/models/from-env"
+    assert (s.http_port, s.model_name) == (1234, "m")
+
+
+@pytest.mark.parametrize(
+    ("env", "args"),
+    [({"CLIP_MAX_ITEMS": "many"}, []), ({}, ["--max_batch_size", "0"]), ({"CLIP_DEVICE": "tpu"}, [])],
+)
+def test_bad_values_are_refused(
+    env: dict[str, str], args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as exit_info:
+        read_settings("text", args)
+    assert exit_info.value.code == 2
