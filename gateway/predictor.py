@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import Any
 
@@ -13,7 +14,8 @@ from gateway.errors import PredictorError
 from gateway.metrics import Metrics
 from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
 
-RETRY_BACKOFF_S = 0.1
+# Jittered, so that many requests failing together do not retry together.
+RETRY_BACKOFF_S = (0.1, 0.2)
 # The request never reached the model: a refused or timed-out connect, or a pooled keep-alive
 # connection the server had already closed (KServe drops it after a 500). Inference is idempotent.
 CONNECTION_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
@@ -82,7 +84,7 @@ class PredictorClient:
                         503,
                         f"the {self.name} predictor at {self.url} is unreachable ({type(exc).__name__})",
                     ) from exc
-                await asyncio.sleep(RETRY_BACKOFF_S)
+                await asyncio.sleep(random.uniform(*RETRY_BACKOFF_S))
             except httpx.TimeoutException:
                 raise TimeoutError from None
             except httpx.HTTPError as exc:

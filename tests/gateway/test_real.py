@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -53,14 +54,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
-    started: dict[str, Server] = {}
+    with ThreadPoolExecutor(2) as pool:  # both load their model at once
+        futures = {kind: pool.submit(predictor, kind, model_dir, logs) for kind in ("image", "text")}
     try:
-        for kind in ("image", "text"):
-            started[kind] = predictor(kind, model_dir, logs)
-        yield started
+        yield {kind: future.result() for kind, future in futures.items()}
     finally:
-        for server in started.values():
-            server.stop()
+        for future in futures.values():
+            if future.exception() is None:
+                future.result().stop()
 
 
 @pytest.fixture(scope="module")
