@@ -48,6 +48,18 @@ run: install ## Run both predictors and the gateway locally (:8001, :8002, :8000
 	$(PY) scripts/run_stack.py $(if $(MODEL_DIR),--model-dir $(MODEL_DIR)) \
 	  $(if $(ARCH),--arch $(ARCH)) $(if $(PRETRAINED),--pretrained $(PRETRAINED))
 
+.PHONY: run-image
+run-image: install ## Serve only clip-image on :8001/:9001 (MODEL_DIR=..., default the demo model).
+	$(PY) -m predictors.image --model_dir $(or $(MODEL_DIR),models/clip-shapes)
+
+.PHONY: run-text
+run-text: install ## Serve only clip-text on :8002/:9002 (MODEL_DIR=..., default the demo model).
+	$(PY) -m predictors.text --model_dir $(or $(MODEL_DIR),models/clip-shapes)
+
+.PHONY: run-gateway
+run-gateway: install ## Serve only the gateway on :8000 (predictors at IMAGE_/TEXT_PREDICTOR_URL).
+	$(PY) -m gateway
+
 ##@ Kubernetes
 
 .PHONY: manifests
@@ -84,6 +96,16 @@ kind-down: ## Delete the kind cluster.
 .PHONY: test
 test: install tools ## Run the whole test suite (installs what it needs first).
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-predictors test-gateway test-deploy test-e2e
+test-predictors: install ## Predictor tests only.
+	$(PY) -m pytest tests/predictors $(PYTEST_ARGS)
+test-gateway: install ## Gateway tests only.
+	$(PY) -m pytest tests/gateway $(PYTEST_ARGS)
+test-deploy: install tools ## Chart, manifests, images, alerts and dashboard tests only.
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
+test-e2e: install ## The whole system through its real processes, and `make run` itself.
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff and mypy.
