@@ -1,12 +1,15 @@
-"""Each chart variant rendered once per test session with real helm."""
+"""Each chart variant rendered once per session with real helm; the real local stack, once per package."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.deploy.chart import CHART, render
+from tests.support.models import write_tiny_model
+from tests.support.stack import LocalStack, plan_stack, start_stack
 
 Objects = list[dict[str, Any]]
 
@@ -18,3 +21,15 @@ def variants() -> dict[str, Objects]:
     for values in sorted((CHART / "ci").glob("*-values.yaml")):
         rendered[values.name.removesuffix("-values.yaml")] = render(values)
     return rendered
+
+
+@pytest.fixture(scope="package")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Both predictors (tiny model) and the gateway as real processes on 127.0.0.1, shared by the
+    real-Prometheus tests of this package; stopped when the package's tests are done, even on failure."""
+    tmp = tmp_path_factory.mktemp("stack")
+    stack = start_stack(plan_stack(write_tiny_model(tmp / "model"), tmp))
+    try:
+        yield stack
+    finally:
+        stack.stop_all()

@@ -6,6 +6,7 @@ and that every metric the alerts and dashboard name (DCGM aside) is really expor
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -17,100 +18,35 @@ import yaml
 
 from tests.deploy.chart import ROOT, tool
 from tests.deploy.test_dashboard import DASHBOARD, SELECTOR, metric_family
-from tests.support.models import write_tiny_model
-from tests.support.procs import PYTHON, Server, free_port
+from tests.support.procs import Server
+from tests.support.prometheus import local_config, start_prometheus
+from tests.support.stack import JOBS, LocalStack
+from tests.support.traffic import png
 
 pytestmark = pytest.mark.slow
-JOBS = ("clip-gateway", "clip-image", "clip-text")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    tmp = tmp_path_factory.mktemp("stack")
-    model = write_tiny_model(tmp / "model")
-    servers: dict[str, Server] = {}
-    try:
-        for key in ("image", "text"):
-            http, grpc = free_port(), free_port()
-            servers[f"clip-{key}"] = Server(
-                f"clip-{key}",
-                [
-                    PYTHON,
-                    "-m",
-                    f"predictors.{key}",
-                    "--model_dir",
-                    str(model),
-                    "--http_port",
-                    str(http),
-                    "--grpc_port",
-                    str(grpc),
-                ],
-                ready_url=f"http://127.0.0.1:{http}/v2/models/clip-{key}/ready",
-                log_path=tmp / f"{key}.log",
-                ports={"http": http},
-            ).start(timeout=120)
-        port = free_port()
-        servers["clip-gateway"] = Server(
-            "gateway",
-            [PYTHON, "-m", "gateway"],
-            ready_url=f"http://127.0.0.1:{port}/healthz",
-            env={
-                "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_PORT": str(port),
-                "IMAGE_PREDICTOR_URL": f"http://127.0.0.1:{servers['clip-image'].ports['http']}",
-                "TEXT_PREDICTOR_URL": f"http://127.0.0.1:{servers['clip-text'].ports['http']}",
-            },
-            log_path=tmp / "gateway.log",
-            ports={"http": port},
-        ).start(timeout=60)
-        # Traffic, so labelled series exist: one good and one bad comparison.
-        base = f"http://127.0.0.1:{port}"
-        httpx.post(
-            f"{base}/compare/", json={"image": _png_b64(), "text": ["a red square", "a cat"]}, timeout=30
-        )
-        httpx.post(f"{base}/compare/", json={"image": "bm90IGFuIGltYWdl", "text": "x"}, timeout=30)
-        yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
+def stack(local_stack: LocalStack) -> dict[str, Server]:
+    # Traffic, so labelled series exist: one good and one bad comparison.
+    base = local_stack.gateway_url
+    httpx.post(f"{base}/compare/", json={"image": _png_b64(), "text": ["a red square", "a cat"]}, timeout=30)
+    httpx.post(f"{base}/compare/", json={"image": "bm90IGFuIGltYWdl", "text": "x"}, timeout=30)
+    return local_stack.servers
 
 
 def _png_b64() -> str:
-    import base64
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 32), (200, 20, 20)).save(buf, "PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(png((200, 20, 20), size=32)).decode()
 
 
 @pytest.fixture(scope="module")
-def prometheus(stack: dict[str, Server], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("prometheus")
-    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(ROOT / "prometheus" / "rules.yml")]
-    for job in config["scrape_configs"]:
-        job["static_configs"][0]["targets"] = [f"127.0.0.1:{stack[job['job_name']].ports['http']}"]
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    server = Server(
-        "prometheus",
-        [
-            tool("prometheus"),
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        ready_url=f"http://127.0.0.1:{port}/-/ready",
-        log_path=tmp / "prometheus.log",
-    ).start(timeout=60)
+def prometheus(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    config = local_config(local_stack.http_ports(), ROOT / "prometheus" / "rules.yml", interval="1s")
+    prom = start_prometheus(tool("prometheus"), config, tmp_path_factory.mktemp("prometheus"))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield prom.url
     finally:
-        server.stop()
+        prom.server.stop()
 
 
 def exported_families(stack: dict[str, Server]) -> set[str]:

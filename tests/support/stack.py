@@ -1,0 +1,81 @@
+"""The whole local stack (both predictors and the gateway) as real processes on free 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .predictor_servers import predictor
+from .procs import PYTHON, Server, free_port
+
+# Prometheus job names, as the chart's ServiceMonitor/PodMonitors and prometheus/prometheus.yml set them.
+JOBS = ("clip-gateway", "clip-image", "clip-text")
+
+
+@dataclass
+class LocalStack:
+    """The three programs of `make run`, keyed by their Prometheus job name."""
+
+    servers: dict[str, Server]
+    log_dir: Path
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.servers['clip-gateway'].ports['http']}"
+
+    def http_ports(self) -> dict[str, int]:
+        """job name -> the HTTP port whose /metrics Prometheus scrapes."""
+        return {job: server.ports["http"] for job, server in self.servers.items()}
+
+    def stop(self, job: str) -> None:
+        self.servers[job].stop()
+
+    def restart(self, job: str, timeout: float = 120.0) -> Server:
+        """Start `job` again with the same command and ports (after `stop`), and wait until it is ready."""
+        old = self.servers[job]
+        assert old.proc is None or old.proc.poll() is not None, f"{job} is still running"
+        log = self.log_dir / f"{job}-restarted.log"
+        self.servers[job] = dataclasses.replace(old, proc=None, log_path=log).start(timeout)
+        return self.servers[job]
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def plan_stack(model_dir: Path, log_dir: Path) -> LocalStack:
+    """The stack, not started yet: ports are chosen, so a Prometheus config can name them up front."""
+    image = predictor("image", model_dir, log_dir)
+    text = predictor("text", model_dir, log_dir)
+    port = free_port()
+    gateway = Server(
+        "clip-gateway",
+        [PYTHON, "-m", "gateway"],
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        env={
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(port),
+            "IMAGE_PREDICTOR_URL": f"http://127.0.0.1:{image.ports['http']}",
+            "TEXT_PREDICTOR_URL": f"http://127.0.0.1:{text.ports['http']}",
+        },
+        log_path=log_dir / "clip-gateway.log",
+        ports={"http": port},
+    )
+    return LocalStack({"clip-gateway": gateway, "clip-image": image, "clip-text": text}, log_dir)
+
+
+def start_stack(stack: LocalStack, timeout: float = 120.0) -> LocalStack:
+    """Start the three programs at once (the predictors' torch import dominates) and wait for each.
+
+    On failure every program already started is stopped before the error propagates.
+    """
+    with ThreadPoolExecutor(len(stack.servers)) as pool:
+        futures = [pool.submit(s.start, timeout) for s in stack.servers.values()]
+        errors = [f.exception() for f in futures]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        stack.stop_all()
+        raise failed[0]
+    return stack
