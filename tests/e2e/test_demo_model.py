@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from demo import shapes
+from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -21,19 +22,18 @@ def png(image: Image.Image) -> bytes:
 
 def compare(base: str, image: bytes, texts: list[str]) -> dict:
     files = [("image", ("shape.png", image, "image/png"))]
-    data = [("text", t) for t in texts]
-    response = httpx.post(f"{base}/compare/", files=files, data=data, timeout=30)  # type: ignore[arg-type]
+    response = httpx.post(f"{base}/compare/", files=files, data={"text": texts}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def test_zero_shot_ranks_the_right_caption_first(stack: str) -> None:
+def test_zero_shot_ranks_the_right_caption_first(stack: Stack) -> None:
     captions = shapes.captions()
     held_out = shapes.heldout(n_per_class=2, seed=7)
     assert len(held_out) >= 2 * 24
     correct = 0
     for colour, shape, image in held_out:
-        body = compare(stack, png(image), captions)
+        body = compare(stack.gateway, png(image), captions)
         assert set(body) == {"similarities", "probabilities"}
         assert len(body["similarities"]) == len(captions)
         assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
@@ -42,10 +42,10 @@ def test_zero_shot_ranks_the_right_caption_first(stack: str) -> None:
     assert correct / len(held_out) >= 0.95, f"{correct}/{len(held_out)} ranked the right caption first"
 
 
-def test_one_caption_gives_a_similarity_and_the_match_scores_higher(stack: str) -> None:
+def test_one_caption_gives_a_similarity_and_the_match_scores_higher(stack: Stack) -> None:
     colour, shape, image = shapes.heldout(n_per_class=1, seed=11)[0]
     other_colour = next(c for c in shapes.COLOURS if c != colour)
-    match = compare(stack, png(image), [shapes.caption(colour, shape)])
-    mismatch = compare(stack, png(image), [shapes.caption(other_colour, shape)])
+    match = compare(stack.gateway, png(image), [shapes.caption(colour, shape)])
+    mismatch = compare(stack.gateway, png(image), [shapes.caption(other_colour, shape)])
     assert set(match) == {"similarity"} and set(mismatch) == {"similarity"}
     assert -1.0 <= mismatch["similarity"] < match["similarity"] <= 1.0

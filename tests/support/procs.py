@@ -37,6 +37,13 @@ class Server:
     ports: dict[str, int] = field(default_factory=dict)
 
     def start(self, timeout: float = 60.0) -> Server:
+        """Launch the program and wait until it is ready."""
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> Server:
+        """Launch the program without waiting (start several, then `wait_ready` on each)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -47,7 +54,6 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:

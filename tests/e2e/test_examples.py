@@ -1,0 +1,38 @@
+"""The README's client examples run as written against the real predictors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.support.procs import PYTHON, ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("example", ["tritonclient_http.py", "tritonclient_grpc.py", "kserve_clients.py"])
+def test_client_example_scores_the_matching_caption_higher(stack: Stack, example: str) -> None:
+    env = {
+        **os.environ,
+        "IMAGE_PREDICTOR_URL": stack.image_http,
+        "TEXT_PREDICTOR_URL": stack.text_http,
+        "IMAGE_PREDICTOR_GRPC": stack.image_grpc,
+        "TEXT_PREDICTOR_GRPC": stack.text_grpc,
+    }
+    result = subprocess.run(
+        [PYTHON, f"examples/{example}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    # Each line: one score per protocol the example used, then the caption.
+    scores = {
+        line[line.index("a photo of") :]: [float(x) for x in re.findall(r"-?\d+\.\d{4}", line)]
+        for line in result.stdout.splitlines()
+        if "a photo of" in line
+    }
+    match, mismatch = scores["a photo of a red circle"], scores["a photo of a blue square"]
+    assert all(m > n for m, n in zip(match, mismatch, strict=True)), result.stdout
+    assert max(match) - min(match) < 1e-3, "REST and gRPC disagree"
