@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # 5 ms to 30 s: from a cache-hot tiny model to a cold ViT-L batch on CPU.
@@ -20,6 +20,7 @@ ERROR_REASONS = (
     "not_found",
     "server_error",
     "bad_response",
+    "overloaded",
 )
 # Any token is a valid HTTP method on the wire; only these get a label value of their own.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -43,6 +44,11 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self.rejected = Counter(
+            "gateway_rejected_requests_total",
+            "Requests refused with 503 at once: GATEWAY_MAX_CONCURRENCY requests were in flight.",
+            registry=self.registry,
+        )
         self.predictor_duration = Histogram(
             "predictor_request_duration_seconds",
             "Time of one predictor call, retry included.",
@@ -54,6 +60,21 @@ class Metrics:
             "predictor_errors_total",
             f"Failed predictor calls, by reason ({', '.join(ERROR_REASONS)}).",
             ["predictor", "reason"],
+            registry=self.registry,
+        )
+        self.text_cache_hits = Counter(
+            "gateway_text_cache_hits_total",
+            "Texts of /compare/ requests whose embedding came from the gateway's cache.",
+            registry=self.registry,
+        )
+        self.text_cache_misses = Counter(
+            "gateway_text_cache_misses_total",
+            "Texts of /compare/ requests that the text predictor had to encode.",
+            registry=self.registry,
+        )
+        self.text_cache_entries = Gauge(
+            "gateway_text_cache_entries",
+            "Text embeddings held in the gateway's cache.",
             registry=self.registry,
         )
         # Every series exists from the start at 0, so rate() and alerts see the first error.

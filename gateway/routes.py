@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import cpu, oip
+from gateway.admission import limit_concurrency
 from gateway.auth import require_api_key
 from gateway.errors import PredictorError
 from gateway.inputs import read_inputs
@@ -32,7 +33,7 @@ from gateway.similarity import cosine, zero_shot
 T = TypeVar("T")
 PREDICTOR_ERRORS = (502, 503, 504)
 
-api = APIRouter(dependencies=[Depends(require_api_key)])
+api = APIRouter(dependencies=[Depends(require_api_key), Depends(limit_concurrency)])
 ops = APIRouter()
 
 
@@ -66,16 +67,14 @@ async def compare(request: Request) -> Response:
     assert inputs.image is not None and inputs.texts is not None
     rid, timings = request_id(request), Timings()
     image_body = await cpu.run(len(inputs.image), oip.image_request, inputs.image, rid)
-    text_body = oip.text_request(inputs.texts, rid)
     try:
         async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
             image_task = group.create_task(timings.time("image", svc.image.infer(image_body, 1, rid)))
-            text_task = group.create_task(
-                timings.time("text", svc.text.infer(text_body, len(inputs.texts), rid))
-            )
+            text_task = group.create_task(timings.time("text", svc.texts.embed(inputs.texts, rid)))
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
-    image, texts = image_task.result(), text_task.result()
+    image = image_task.result()
+    texts = await svc.texts.confirm(text_task.result(), image, inputs.texts, rid)
     if len(image.rows[0]) != len(texts.rows[0]):
         raise PredictorError(
             "text",

@@ -12,6 +12,7 @@ from gateway.metrics import Metrics
 from gateway.predictor import PredictorClient
 from gateway.readiness import Readiness
 from gateway.settings import Settings
+from gateway.textcache import CachedTextEncoder, TextCache
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Services:
     image: PredictorClient
     text: PredictorClient
     readiness: Readiness
+    texts: CachedTextEncoder
 
     @classmethod
     def start(
@@ -38,7 +40,8 @@ class Services:
         readiness = Readiness(
             [image, text], settings.gateway_readiness_cache_s, settings.gateway_readiness_timeout_s
         )
-        return cls(settings, Limits.from_settings(settings), metrics, image, text, readiness)
+        texts = CachedTextEncoder(text, TextCache(settings.gateway_text_cache_size, metrics))
+        return cls(settings, Limits.from_settings(settings), metrics, image, text, readiness, texts)
 
     async def aclose(self) -> None:
         await self.image.aclose()

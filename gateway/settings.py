@@ -26,12 +26,18 @@ class Settings(BaseSettings):
     # How long /readyz trusts its last look at the predictors (probes must not flood them).
     gateway_readiness_cache_s: float = Field(default=2.0, ge=0)
     gateway_readiness_timeout_s: float = Field(default=1.0, gt=0)
+    # Requests in flight on the predictor endpoints; past it 503 + Retry-After at once. It matches the
+    # pooled connections to each predictor, so no request waits for a connection.
+    gateway_max_concurrency: int = Field(default=64, gt=0)
 
     # Request limits, checked before any predictor is called.
     gateway_max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     gateway_max_image_pixels: int = Field(default=40_000_000, gt=0)
     gateway_max_texts: int = Field(default=32, gt=0)
     gateway_max_text_chars: int = Field(default=2000, gt=0)
+
+    # Text embeddings kept by the gateway (LRU, ~4 KB each at 512 dimensions); 0 turns the cache off.
+    gateway_text_cache_size: int = Field(default=4096, ge=0)
 
     # Comma-separated bearer keys; empty means no authentication.
     gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = ()
