@@ -45,13 +45,20 @@ class ClipImageModel(ClipModel[torch.Tensor]):
 
     input_name = "image"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        size = self.loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
+        # Decode big images at reduced scale, down to twice the model's input (see predictors.imaging).
+        self.min_decode_side = 2 * max(size if isinstance(size, tuple | list) else (size,))
+
     def warmup_items(self) -> list[torch.Tensor]:
         return [self.loaded.preprocess(Image.new("RGB", (64, 64), (127, 127, 127)))]
 
     def _prepare_sync(self, elements: list[Any]) -> list[torch.Tensor]:
         limit = self.settings.max_image_pixels
         return [
-            self.loaded.preprocess(decode_image(_image_bytes(e, i), limit, i)) for i, e in enumerate(elements)
+            self.loaded.preprocess(decode_image(_image_bytes(e, i), limit, i, self.min_decode_side))
+            for i, e in enumerate(elements)
         ]
 
     async def prepare(self, elements: list[Any]) -> list[torch.Tensor]:
