@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from gateway.admission import ConcurrencyLimit
 from gateway.auth import ApiKeys
 from gateway.errors import GatewayError, PredictorError
 from gateway.metrics import Metrics, MetricsMiddleware
@@ -45,6 +46,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api_keys = ApiKeys(settings.gateway_api_keys)
+    app.state.concurrency = ConcurrencyLimit(settings.gateway_max_concurrency, metrics)
     app.include_router(api)
     app.include_router(ops)
     app.add_exception_handler(GatewayError, _gateway_error)

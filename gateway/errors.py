@@ -37,11 +37,27 @@ class MissingField(GatewayError):
     status = 422
 
 
+class Overloaded(GatewayError):
+    """Too many requests in flight: refused at once, with `Retry-After`."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 class PredictorError(GatewayError):
     """A predictor call failed; `reason` labels `predictor_errors_total`."""
 
-    def __init__(self, predictor: str, reason: str, status: int, message: str) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        predictor: str,
+        reason: str,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, headers=headers)
         self.predictor = predictor
         self.reason = reason
         self.status = status

@@ -114,6 +114,14 @@ class PredictorClient:
                 f"the {self.name} predictor at {self.url} has no model {self.model!r} "
                 f"(check {self.name.upper()}_MODEL_NAME): {detail}",
             )
+        if status in (429, 503) and "retry-after" in response.headers:
+            raise PredictorError(
+                self.name,
+                "overloaded",
+                503,
+                f"the {self.name} predictor is overloaded; retry shortly",
+                headers={"Retry-After": _retry_after(response.headers["retry-after"])},
+            )
         if status in (429, 503):
             raise PredictorError(
                 self.name, "not_ready", 503, f"the {self.name} predictor is not ready: {detail}"
@@ -135,6 +143,12 @@ class PredictorClient:
         if response.status_code == 200:
             return None
         return f"model {self.model!r} not ready ({response.status_code}: {_error_message(response)})"
+
+
+def _retry_after(value: str) -> str:
+    """The predictor's Retry-After in whole seconds (1 to 60), whatever it sent."""
+    seconds = int(value) if value.strip().isdigit() else 1
+    return str(min(max(seconds, 1), 60))
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -16,6 +16,7 @@ from kserve import Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
+from .admission import Admission
 from .batching import DynamicBatcher
 from .dataplane import PLATFORM
 from .loading import LoadedModel
@@ -41,6 +42,7 @@ class ClipModel(Model, Generic[T]):
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_batch_delay_ms / 1000,
         )
+        self.admission = Admission(settings.model_name, settings.max_queue_items)
         self.info: dict[str, Any] = {
             "arch": loaded.arch,
             "pretrained": loaded.pretrained,
@@ -83,11 +85,12 @@ class ClipModel(Model, Generic[T]):
             )
         try:
             elements = read_elements(payload, self.input_name, self.settings.max_items)
-            items = await self.prepare(elements)
+            with self.admission.slot(len(elements)):  # Overloaded (503) at once when too much is held
+                items = await self.prepare(elements)
+                embeddings = await self.batcher.submit(items)
         except InvalidInput:
             INFERENCE_ERRORS.labels(self.name, "invalid_input").inc()
             raise
-        embeddings = await self.batcher.submit(items)
         parameters = dict(self.info)
         if payload.from_grpc:
             parameters["logit_scale"] = repr(self.loaded.logit_scale)
@@ -114,6 +117,7 @@ class ClipModel(Model, Generic[T]):
                 "device": str(self.loaded.device),
                 "precision": str(self.loaded.dtype).removeprefix("torch."),
                 "max_items": s.max_items,
+                "max_queue_items": s.max_queue_items,
                 **self.limits(),
             },
         }

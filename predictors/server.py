@@ -19,11 +19,13 @@ import warnings
 from typing import Any
 
 import torch
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from kserve import logging as kserve_logging
 from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 
+from .admission import Overloaded
 from .dataplane import ClipDataPlane
 from .loading import ModelLoadError, load_model
 from .model import ClipModel
@@ -66,6 +68,13 @@ class ClipModelServer(model_server.ModelServer):
         super().__init__(**kwargs)
         self.dataplane = ClipDataPlane(model_registry=self.registered_models)
         _add_config_route(model_server.app, model)
+        model_server.app.add_exception_handler(Overloaded, _overloaded)
+
+
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    # A handled 503 keeps the keep-alive connection (KServe's generic handler would drop it).
+    assert isinstance(exc, Overloaded)
+    return JSONResponse({"error": exc.message}, 503, headers={"retry-after": str(exc.retry_after_s)})
 
 
 def _add_config_route(app: FastAPI, model: ClipModel[Any]) -> None:
@@ -102,10 +111,10 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
         "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s, batches up to %d items within %g ms, "
-        "%d torch threads, HTTP :%d gRPC :%s",
+        "%d torch threads, at most %d items held, HTTP :%d gRPC :%s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
         str(loaded.dtype).removeprefix("torch."), settings.max_batch_size, settings.max_batch_delay_ms,
-        torch.get_num_threads(), settings.http_port,
+        torch.get_num_threads(), settings.max_queue_items, settings.http_port,
         settings.grpc_port if kserve_args["enable_grpc"] else "off",
     )  # fmt: skip
     server = ClipModelServer(
@@ -121,5 +130,7 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
         access_log_format=kserve_args["access_log_format"],
         event_loop=kserve_args["event_loop"],
         timeout_keep_alive=kserve_args["timeout_keep_alive"],
+        # SIGTERM: REST stops accepting and drains (uvicorn), then gRPC does; each within the grace.
+        grace_period=settings.shutdown_grace_s,
     )
     server.start([model])

@@ -41,6 +41,8 @@ class Settings:
     max_items: int
     max_image_pixels: int
     max_text_chars: int
+    max_queue_items: int
+    shutdown_grace_s: int
     latency_logging: bool
     log_config_file: str | None
     kserve_args: dict[str, Any]
@@ -133,6 +135,19 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         default=_env("CLIP_MAX_TEXT_CHARS", 2000),
         help="longest text in characters; longer texts are refused (long ones are token-truncated)",
     )
+    add(
+        "--max_queue_items",
+        type=_positive(int),
+        default=_env("CLIP_MAX_QUEUE_ITEMS", 256),
+        help="most items held at once (decoding, queued, in a forward pass); past it requests get "
+        "503 + Retry-After at once. At least --max_items",
+    )
+    add(
+        "--shutdown_grace_s",
+        type=_positive(int),
+        default=_env("CLIP_SHUTDOWN_GRACE_S", 10),
+        help="on SIGTERM, how long in-flight REST requests, then gRPC calls, may take to finish",
+    )
     return parser
 
 
@@ -144,6 +159,11 @@ def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
         allowed = next(a.choices for a in parser._actions if a.dest == flag)
         if allowed is not None and getattr(args, flag) not in allowed:
             parser.error(f"--{flag} (or CLIP_{flag.upper()}) must be one of {sorted(allowed)}")
+    if args.max_queue_items < args.max_items:
+        parser.error(
+            f"--max_queue_items ({args.max_queue_items}) must be at least --max_items ({args.max_items}): "
+            "a full-size request could never be admitted"
+        )
     model_dir = args.model_dir
     if model_dir is None and args.arch is None and MODEL_MOUNT.is_dir():
         model_dir = str(MODEL_MOUNT)
@@ -163,6 +183,8 @@ def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
         max_items=args.max_items,
         max_image_pixels=args.max_image_pixels,
         max_text_chars=args.max_text_chars,
+        max_queue_items=args.max_queue_items,
+        shutdown_grace_s=args.shutdown_grace_s,
         latency_logging=args.enable_latency_logging,
         log_config_file=args.log_config_file,
         kserve_args=vars(args),

@@ -144,6 +144,6 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id(make_client: Make
 
 def test_predictor_error_series_exist_at_zero_before_any_error(client: TestClient) -> None:
     errors = samples(client, "predictor_errors_total")
-    assert len(errors) == 14
+    assert len(errors) == 16  # 2 predictors x 8 reasons
     assert set(errors.values()) == {0.0}
     assert errors[(("predictor", "text"), ("reason", "timeout"))] == 0.0
