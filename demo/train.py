@@ -12,8 +12,11 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import open_clip
 import torch
@@ -92,16 +95,11 @@ def _progress(step: int, steps: int, loss: float, started: float) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def train(
-    out: Path, steps: int = 500, seed: int = 0, batch_size: int = 128, lr: float = 2e-3, threads: int = 2
-) -> Result:
-    """Train for `steps` batches and write the model directory to `out`."""
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    model = demo_model.build().train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+def _optimizer(model: torch.nn.Module, lr: float, steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW (weight decay on matrices only), linear warm-up, then cosine decay to 2 % of `lr`."""
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=lr
     )
@@ -114,27 +112,52 @@ def train(
         ],
         milestones=[warmup],
     )
-    batches = Batches(seed, batch_size)
-    losses: list[float] = []
-    started = time.perf_counter()
-    for step in range(steps):
-        images, texts, labels = batches(step)
-        loss = contrastive_loss(
-            model.encode_image(images, normalize=True),
-            model.encode_text(texts, normalize=True),
-            labels,
-            model.logit_scale.exp(),
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, 4.6052)  # CLIP's cap: a temperature of at most 100
-        losses.append(loss.item())
-        _progress(step + 1, steps, losses[-1], started)
-    seconds = time.perf_counter() - started
-    demo_model.save(model.eval(), out)
+    return optimizer, schedule
+
+
+@contextmanager
+def _deterministic(seed: int, threads: int) -> Iterator[None]:
+    """Seeded, deterministic torch on `threads` threads; the caller's settings come back afterwards."""
+    saved_threads, saved_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_det)
+
+
+def train(
+    out: Path, steps: int = 500, seed: int = 0, batch_size: int = 128, lr: float = 2e-3, threads: int = 2
+) -> Result:
+    """Train for `steps` batches and write the model directory to `out`."""
+    with _deterministic(seed, threads):
+        model = demo_model.build().train()
+        optimizer, schedule = _optimizer(model, lr, steps)
+        batches = Batches(seed, batch_size)
+        losses: list[float] = []
+        started = time.perf_counter()
+        for step in range(steps):
+            images, texts, labels = batches(step)
+            loss = contrastive_loss(
+                model.encode_image(images, normalize=True),
+                model.encode_text(texts, normalize=True),
+                labels,
+                model.logit_scale.exp(),
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, 4.6052)  # CLIP's cap: a temperature of at most 100
+            losses.append(loss.item())
+            _progress(step + 1, steps, losses[-1], started)
+        seconds = time.perf_counter() - started
+        demo_model.save(model.eval(), out)
     return Result(losses, seconds)
 
 
