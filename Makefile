@@ -60,6 +60,16 @@ run-text: install ## Serve only clip-text on :8002/:9002 (MODEL_DIR=..., default
 run-gateway: install ## Serve only the gateway on :8000 (predictors at IMAGE_/TEXT_PREDICTOR_URL).
 	$(PY) -m gateway
 
+##@ Demo model
+
+.PHONY: demo-model demo-samples demo-eval
+demo-model: install ## Retrain the demo CLIP into models/clip-shapes (~2.5 min on 2 free cores).
+	$(PY) -m demo.train --out models/clip-shapes
+demo-samples: install ## Redraw samples/ (deterministic).
+	$(PY) -m demo.samples
+demo-eval: install ## Held-out zero-shot accuracy of the demo model (plain and after JPEG).
+	$(PY) -m demo.evaluate --model-dir models/clip-shapes --per-class 50 --seed 1
+
 ##@ Kubernetes
 
 .PHONY: manifests
