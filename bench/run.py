@@ -1,0 +1,182 @@
+"""Orchestrates one benchmark run: stacks up, in-process limit, load points (interleaved), results out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench import report
+from bench.loadgen import run_load
+from bench.payloads import CompareBodies, photos
+from bench.procs import ROOT, Proc, gateway, peak_rss_mb, predictor, start_all, stop_all
+
+MODELS = {
+    "demo": ("clip-shapes (demo)", ["--model_dir", str(ROOT / "models" / "clip-shapes")]),
+    "vit-b-32": ("ViT-B-32, random weights", ["--arch", "ViT-B-32", "--pretrained", "none"]),
+}
+ZERO_SHOT_CONCURRENCY = 16
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="demo model, short points: under two minutes")
+    p.add_argument("--models", help="comma-separated: demo, vit-b-32 (default both; --quick: demo)")
+    p.add_argument("--model-dir", type=Path, help="benchmark this open_clip model dir instead")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="predictors' and limit's device")
+    p.add_argument("--concurrency", default="1,4,16,32")
+    p.add_argument("--warmup-s", type=float, help="seconds discarded before each point")
+    p.add_argument("--measure-s", type=float, help="seconds measured at each point")
+    p.add_argument("--batches", help="in-process batch sizes (default 1,8,32)")
+    p.add_argument("--predictor-args", default="", help="extra flags for every predictor, one string")
+    p.add_argument("--name", help="results file name (default cpu-full / cpu-quick / cuda-full ...)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+    args.warmup_s = args.warmup_s if args.warmup_s is not None else (1.0 if args.quick else 4.0)
+    args.measure_s = args.measure_s if args.measure_s is not None else (3.0 if args.quick else 15.0)
+    args.batches = args.batches or ("1,8" if args.quick else "1,8,32")
+    args.name = args.name or f"{args.device}-{'quick' if args.quick else 'full'}"
+    return args
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, load avg at start {load}"
+    )
+
+
+def cache_counts(gateway_url: str) -> dict[str, float]:
+    """The gateway's text-cache hit and miss counters, from its /metrics."""
+    with urllib.request.urlopen(gateway_url + "/metrics", timeout=10) as r:
+        lines = r.read().decode().splitlines()
+    values = {
+        line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("gateway_text_cache_")
+    }
+    return {k: values.get(f"gateway_text_cache_{k}_total", 0.0) for k in ("hits", "misses")}
+
+
+def in_process(flags: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    model_flags = shlex.join(flags + shlex.split(args.predictor_args))
+    argv = [sys.executable, "-m", "bench.inprocess", "--model-flags", model_flags, "--device", args.device,
+            "--batches", args.batches, "--repeats", "2" if args.quick else "3"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"in-process limit failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace, bar: tqdm, log_dir: Path,
+                first: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+    extra = [*shlex.split(args.predictor_args), "--device", args.device]
+    image, text = (
+        predictor("image", f"{key}-image", flags, extra),
+        predictor("text", f"{key}-text", flags, extra),
+    )
+    image1 = predictor("image", f"{key}-image-unbatched", flags, [*extra, "--max_batch_size", "1"])
+    text1 = predictor("text", f"{key}-text-unbatched", flags, [*extra, "--max_batch_size", "1"])
+    gw, gw_nocache = (
+        gateway(f"{key}-gateway", image, text, True),
+        gateway(f"{key}-gateway-nocache", image, text, False),
+    )
+    gw1 = gateway(f"{key}-gateway-unbatched", image1, text1, True)
+    procs = [image, text, gw, gw_nocache, image1, text1, gw1]
+    bar.set_description(f"{key}: starting {len(procs)} programs")
+    start_all(procs, log_dir)
+    try:
+        bar.set_description(f"{key}: in-process limit")
+        bound = in_process(flags, args)
+        bar.update()
+        ceiling = None
+        if first:
+            bar.set_description("load generator ceiling (GET /healthz)")
+            ceiling = run_load(gw.url + "/healthz", None, 32, args.warmup_s, args.measure_s)
+            bar.update()
+        images = photos(16)
+        distinct, labels = CompareBodies(images, zero_shot=False), CompareBodies(images, zero_shot=True)
+
+        def point(
+            gateway_proc: Proc, pair: tuple[Proc, Proc], bodies: CompareBodies, c: int, what: str
+        ) -> dict[str, Any]:
+            bar.set_description(f"{key}: {what}, concurrency {c}")
+            pids = {"gateway": gateway_proc.pid, "image": pair[0].pid, "text": pair[1].pid}
+            result = run_load(gateway_proc.url + "/compare/", bodies, c, args.warmup_s, args.measure_s, pids)
+            bar.update()
+            return result
+
+        batched, unbatched = [], []
+        for c in [int(x) for x in args.concurrency.split(",")]:  # interleaved: drift hits both alike
+            batched.append(point(gw, (image, text), distinct, c, "batching on"))
+            unbatched.append(point(gw1, (image1, text1), distinct, c, "batching off"))
+        zc = ZERO_SHOT_CONCURRENCY
+        cached = point(gw, (image, text), labels, zc, "zero-shot, cache on")
+        uncached = point(gw_nocache, (image, text), labels, zc, "zero-shot, cache off")
+        rss = {p.name.removeprefix(f"{key}-"): peak_rss_mb(p.pid) for p in procs}
+        cache = {g.name.removeprefix(f"{key}-"): cache_counts(g.url) for g in (gw, gw_nocache, gw1)}
+    finally:
+        stop_all(procs)
+    top = batched[-1]
+    ratios = {
+        f"service pairs/s at concurrency {top['concurrency']} / in-process limit": top["requests_per_s"]
+        / bound["best_pairs_per_s"],
+        f"batching on / batching off, pairs/s at concurrency {top['concurrency']}": top["requests_per_s"]
+        / unbatched[-1]["requests_per_s"],
+        "service p50 - in-process p50 at concurrency 1 (ms)": batched[0]["p50_ms"] - bound["p50_ms_one_pair"],
+        "zero-shot pairs/s, cache on / cache off": cached["requests_per_s"] / uncached["requests_per_s"],
+    }
+    result = {
+        "key": key, "name": label, "in_process": bound, "batched": batched, "unbatched": unbatched,
+        "zero_shot_cached": cached, "zero_shot_uncached": uncached, "ratios": ratios, "peak_rss_mb": rss,
+        "text_cache": cache,
+    }  # fmt: skip
+    return result, ceiling
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.model_dir:
+        models = {args.model_dir.name: (args.model_dir.name, ["--model_dir", str(args.model_dir.resolve())])}
+    else:
+        keys = (args.models or ("demo" if args.quick else "demo,vit-b-32")).split(",")
+        models = {k: MODELS[k] for k in keys}
+    n_conc = len(args.concurrency.split(","))
+    total = len(models) * (1 + 2 * n_conc + 2) + 1
+    started = time.monotonic()
+    result: dict[str, Any] = {"name": args.name, "machine": machine(), "device": args.device, "models": []}
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-logs-") as logs, tqdm(total=total, unit="point") as bar:
+        for i, (key, (label, flags)) in enumerate(models.items()):
+            model, ceiling = bench_model(key, label, flags, args, bar, Path(logs), first=i == 0)
+            model["arch"] = label
+            result["models"].append(model)
+            if ceiling is not None:
+                result["loadgen_ceiling"] = ceiling
+    top = max(p["requests_per_s"] for m in result["models"] for p in m["batched"] + m["unbatched"])
+    result["loadgen_ceiling"]["over_fastest_service_point"] = (
+        result["loadgen_ceiling"]["requests_per_s"] / top
+    )
+    result["duration_s"] = time.monotonic() - started
+    result["settings"] = {k: str(v) for k, v in vars(args).items()}
+    stem = args.out / args.name
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem.with_suffix(".md").write_text(report.markdown(result))
+    report.plot(result, stem.with_suffix(".png"))
+    print(report.markdown(result))
+    print(f"wrote {stem}.json, .md, .png in {result['duration_s']:.0f} s")

@@ -1,0 +1,98 @@
+"""`python -m bench` on a tiny model, a few requests: its JSON, table and plot are complete and sane."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.models import write_tiny_model
+from tests.support.procs import ROOT
+
+CONCURRENCY = [1, 4]
+POINT_KEYS = {"concurrency", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms", "p99_ms"}
+PROCESSES = {"gateway", "image", "text", "loadgen"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
+    tmp = tmp_path_factory.mktemp("bench")
+    model = write_tiny_model(tmp / "tiny")
+    out = tmp / "results"
+    argv = [
+        sys.executable, "-m", "bench", "--quick", "--model-dir", str(model), "--out", str(out),
+        "--name", "t", "--concurrency", ",".join(map(str, CONCURRENCY)), "--warmup-s", "0.5",
+        "--measure-s", "1.5", "--batches", "1,4",
+    ]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    yield json.loads((out / "t.json").read_text()), out
+
+
+def finite_positive(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def check_point(point: dict[str, Any]) -> None:
+    assert point.keys() >= POINT_KEYS
+    assert point["requests"] > 0 and point["errors"] == 0, point
+    assert all(finite_positive(point[k]) for k in ("requests_per_s", "p50_ms", "p95_ms", "p99_ms"))
+    assert point["p50_ms"] <= point["p95_ms"] <= point["p99_ms"]
+    assert set(point["cpu_s_per_request"]) == PROCESSES
+    assert all(finite_positive(v) for v in point["cpu_s_per_request"].values()), point
+
+
+def test_every_point_of_the_three_lines_is_measured(run) -> None:
+    result, _ = run
+    (model,) = result["models"]
+    for line in ("batched", "unbatched"):
+        assert [p["concurrency"] for p in model[line]] == CONCURRENCY
+        for point in model[line]:
+            check_point(point)
+    for key in ("zero_shot_cached", "zero_shot_uncached"):
+        check_point(model[key])
+    bound = model["in_process"]
+    assert set(bound["batches"]) == {"1", "4"}
+    assert bound["best_batch"] in (1, 4) and finite_positive(bound["best_pairs_per_s"])
+    assert finite_positive(bound["p50_ms_one_pair"]) and finite_positive(bound["cpu_s_per_pair"])
+    assert bound["text_trimmed"] is True
+
+
+def test_ratios_ceiling_memory_and_decoding_are_reported(run) -> None:
+    result, _ = run
+    (model,) = result["models"]
+    assert len(model["ratios"]) == 4
+    assert all(isinstance(v, float) and math.isfinite(v) for v in model["ratios"].values())
+    ceiling = result["loadgen_ceiling"]
+    assert ceiling["errors"] == 0 and finite_positive(ceiling["over_fastest_service_point"])
+    assert set(model["peak_rss_mb"]) == {
+        "image", "text", "gateway", "gateway-nocache", "image-unbatched", "text-unbatched",
+        "gateway-unbatched",
+    }  # fmt: skip
+    assert all(finite_positive(v) for v in model["peak_rss_mb"].values())
+    decoding = model["in_process"]["reduced_decoding"]
+    assert finite_positive(decoding["speedup"]) and 0.99 <= decoding["min_cosine"] <= 1.0 + 1e-6
+    assert "CPUs" in result["machine"]
+
+
+def test_the_cache_served_the_zero_shot_labels_and_nothing_else(run) -> None:
+    result, _ = run
+    cache = result["models"][0]["text_cache"]
+    assert cache["gateway"]["hits"] > 0
+    assert cache["gateway-nocache"]["hits"] == 0 and cache["gateway-nocache"]["misses"] == 0
+    assert cache["gateway-unbatched"]["hits"] == 0  # distinct texts only
+
+
+def test_markdown_table_and_png_plot_are_written(run) -> None:
+    _, out = run
+    table = (out / "t.md").read_text()
+    assert "| service, batching on | 1 |" in table and "| service, batching off" in table
+    assert "zero-shot, 10 texts, cached" in table and "Load generator ceiling" in table
+    png = (out / "t.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
