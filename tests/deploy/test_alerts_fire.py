@@ -107,6 +107,8 @@ def test_healthy_traffic_raises_no_error_or_target_alert(prometheus: Prometheus,
         assert not {name for name, _ in alerts} & {ERROR_RATIO, TARGET_DOWN}, alerts
         time.sleep(0.5)
     assert traffic.statuses()[200] > 0 and set(traffic.statuses()) == {200}, traffic.statuses()
+    # The dashboard says "0 % errors", not "No data", while nothing fails.
+    assert series_values(prometheus, panel_query("5xx ratio")) == {"": 0.0}
 
 
 def test_text_predictor_outage_fires_error_ratio_and_target_down(
@@ -137,6 +139,13 @@ def test_text_predictor_outage_fires_error_ratio_and_target_down(
     # Only the stopped process is reported down.
     assert {job for name, job in alerts if name == TARGET_DOWN} == {"clip-text"}
     assert took < 30
+    # The dashboard shows it: 503s, a 5xx ratio over the threshold, the text predictor unreachable.
+    statuses = series_values(prometheus, panel_query("Requests by status"), "http_status")
+    assert statuses.get("503", 0) > 0, statuses
+    (ratio,) = series_values(prometheus, panel_query("5xx ratio")).values()
+    assert ratio > 0.05
+    reasons = series_values(prometheus, panel_query("Predictor errors by reason"), "predictor", "reason")
+    assert reasons.get("text unreachable", 0) > 0, reasons
 
 
 def test_alerts_resolve_when_the_predictor_is_back(
@@ -160,6 +169,20 @@ def grafana(expr: str) -> str:
         expr = expr.replace(var, value)
     assert "$" not in expr, expr
     return expr
+
+
+def panel_query(title: str) -> str:
+    """The (first) query of the dashboard panel titled `title`, as Grafana sends it."""
+    (panel,) = (p for p in panels(json.loads(DASHBOARD.read_text())) if p["title"] == title)
+    return grafana(panel["targets"][0]["expr"])
+
+
+def series_values(prometheus: Prometheus, expr: str, *labels: str) -> dict[str, float]:
+    """ "<label values>" -> value of each series `expr` returns now."""
+    return {
+        " ".join(s["metric"].get(label, "") for label in labels): float(s["value"][1])
+        for s in prometheus.query(expr)
+    }
 
 
 def is_gpu(expr: str) -> bool:

@@ -8,6 +8,7 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from types import TracebackType
 
 import httpx
@@ -50,15 +51,17 @@ class Traffic:
     def statuses(self, since: float = 0.0) -> Counter[int]:
         return Counter(status for at, status in list(self.answers) if at >= since)
 
-    def _requests(self) -> itertools.cycle[dict[str, object]]:
-        images = {name: png(rgb) for name, rgb in COLOURS.items()}
-        forms: list[dict[str, object]] = []
-        for name, data in images.items():
-            forms.append(
-                {"files": {"image": (f"{name}.png", data, "image/png")}, "data": {"text": list(TEXTS)}}
-            )
-            forms.append({"json": {"image": base64.b64encode(data).decode(), "text": f"a {name} square"}})
-        return itertools.cycle(forms)
+    def _requests(self) -> Iterator[dict[str, object]]:
+        """Multipart uploads and JSON in turn. Each request carries a text never sent before, as users'
+        captions vary: a gateway that caches text embeddings still has to ask the text predictor."""
+        images = [(name, png(rgb)) for name, rgb in COLOURS.items()]
+        for n, (name, data) in enumerate(itertools.cycle(images)):
+            fresh = f"a {name} square, caption {n}"
+            if n % 2:
+                yield {"json": {"image": base64.b64encode(data).decode(), "text": fresh}}
+            else:
+                upload = {"image": (f"{name}.png", data, "image/png")}
+                yield {"files": upload, "data": {"text": [*TEXTS, fresh]}}
 
     def _run(self) -> None:
         with httpx.Client(timeout=10) as client:
