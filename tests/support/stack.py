@@ -37,8 +37,9 @@ class LocalStack:
         old = self.servers[job]
         assert old.proc is None or old.proc.poll() is not None, f"{job} is still running"
         log = self.log_dir / f"{job}-restarted.log"
-        self.servers[job] = dataclasses.replace(old, proc=None, log_path=log).start(timeout)
-        return self.servers[job]
+        # Kept before it is ready, so that `stop_all` stops it even if it never becomes ready.
+        self.servers[job] = dataclasses.replace(old, proc=None, log_path=log)
+        return self.servers[job].start(timeout)
 
     def stop_all(self) -> None:
         for server in self.servers.values():
