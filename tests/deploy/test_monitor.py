@@ -31,7 +31,12 @@ ALERTS = {
 def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> str:
     """The script's output up to the first line matching `pattern` (read by a thread: no blocking read)."""
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+
+    def pump() -> None:
+        for line in proc.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen = ""
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
