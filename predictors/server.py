@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import logging as kserve_logging
 from kserve import model_server
@@ -69,12 +70,22 @@ class ClipModelServer(model_server.ModelServer):
         self.dataplane = ClipDataPlane(model_registry=self.registered_models)
         _add_config_route(model_server.app, model)
         model_server.app.add_exception_handler(Overloaded, _overloaded)
+        model_server.app.add_exception_handler(RequestValidationError, _malformed)
 
 
 async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     # A handled 503 keeps the keep-alive connection (KServe's generic handler would drop it).
     assert isinstance(exc, Overloaded)
     return JSONResponse({"error": exc.message}, 503, headers={"retry-after": str(exc.retry_after_s)})
+
+
+async def _malformed(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default 422 echoes the whole offending body back; name the places, not the content.
+    assert isinstance(exc, RequestValidationError)
+    where = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    return JSONResponse({"error": f"malformed v2 inference request: {where}"}, 422)
 
 
 def _add_config_route(app: FastAPI, model: ClipModel[Any]) -> None:
