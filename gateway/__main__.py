@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.settings import Settings
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    # uvicorn handles SIGTERM itself (stop accepting, finish in-flight requests) and then re-raises it
+    # to the previous handler: this one, so that a graceful stop exits 0 instead of dying by signal.
+    sys.exit(0)
 
 
 def main() -> None:
@@ -32,6 +41,7 @@ def main() -> None:
         settings.gateway_port,
         settings.redacted(),
     )
+    signal.signal(signal.SIGTERM, _drained)
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
