@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -45,6 +46,10 @@ def grpc_infer(port: int, text: str) -> int:
     return len(reply.raw_output_contents[0])
 
 
+def embed_text(url: str, text: str) -> int:
+    return httpx.post(url, json={"text": text}, timeout=30).status_code
+
+
 def refuses_connections(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -78,9 +83,7 @@ def test_the_gateway_finishes_requests_in_flight_then_exits_0(slow_text: Server,
     try:
         port = gw.ports["http"]
         url = f"http://127.0.0.1:{port}/embed_text/"
-        pool, futures = in_flight(
-            [lambda t=t: httpx.post(url, json={"text": t}, timeout=30).status_code for t in ("a", "b", "c")]
-        )
+        pool, futures = in_flight([partial(embed_text, url, t) for t in ("a", "b", "c")])
         assert gw.proc is not None
         gw.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
