@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from typing import Any
@@ -13,6 +14,8 @@ from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
 from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
+
+log = logging.getLogger("gateway")
 
 # Jittered, so that many requests failing together do not retry together.
 RETRY_BACKOFF_S = (0.1, 0.2)
@@ -130,8 +133,10 @@ class PredictorClient:
             raise PredictorError(
                 self.name, "bad_request", 400, f"the {self.name} predictor rejected the input: {detail}"
             )
+        # A predictor's 5xx text can name exception types, devices or paths: it goes to the log only.
+        log.warning("the %s predictor answered %d: %s", self.name, status, detail)
         raise PredictorError(
-            self.name, "server_error", 502, f"the {self.name} predictor failed with {status}: {detail}"
+            self.name, "server_error", 502, f"the {self.name} predictor failed with {status}"
         )
 
     async def ready(self, timeout_s: float) -> str | None:
