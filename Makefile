@@ -60,6 +60,10 @@ run-text: install ## Serve only clip-text on :8002/:9002 (MODEL_DIR=..., default
 run-gateway: install ## Serve only the gateway on :8000 (predictors at IMAGE_/TEXT_PREDICTOR_URL).
 	$(PY) -m gateway
 
+.PHONY: monitor
+monitor: install tools ## Prometheus on 127.0.0.1:9090 scraping `make run`, with the chart's alerts (PROMETHEUS_PORT=9091 to move it).
+	$(PY) scripts/monitor.py $(if $(PROMETHEUS_PORT),--port $(PROMETHEUS_PORT))
+
 ##@ Demo model
 
 .PHONY: demo-model demo-samples demo-eval
