@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 
 from demo.shapes import COLOURS, SHAPES, draw, noun_phrase
@@ -38,8 +39,10 @@ class CompareBodies:
     def __init__(self, images: list[bytes], zero_shot: bool) -> None:
         self.images = [base64.b64encode(i) for i in images]
         self.zero_shot = zero_shot
+        self._serial = itertools.count()  # across every point: no text repeats within a run
 
     def __call__(self, i: int) -> bytes:
+        i = next(self._serial)
         texts = ZERO_SHOT_LABELS if self.zero_shot else distinct_text(i)
         return (
             b'{"image": "'

@@ -109,7 +109,7 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
             bar.set_description("load generator ceiling (GET /healthz)")
             ceiling = run_load(gw.url + "/healthz", None, 32, args.warmup_s, args.measure_s)
             bar.update()
-        images = photos(16)
+        images = photos(16)  # one CompareBodies per kind for the whole model: texts never repeat
         distinct, labels = CompareBodies(images, zero_shot=False), CompareBodies(images, zero_shot=True)
 
         def point(
