@@ -187,3 +187,16 @@ def test_after_the_corpus_every_process_serves_and_memory_stayed_put(
     after = rss(stack)
     grown = {job: after[job] / baseline[job] for job in JOBS}
     assert all(ratio < RSS_SLACK for ratio in grown.values()), grown
+
+
+def test_api_keys_are_checked_and_never_logged(stack: LocalStack, gw: httpx.Client) -> None:
+    wrong = "wrong-secret-key-4242"
+    form = {"files": {"image": ("a.png", PNG, "image/png")}, "data": {"text": "a"}}
+    assert httpx.post(f"{stack.gateway_url}/compare/", **form).status_code == 401  # type: ignore[arg-type]
+    r = httpx.post(f"{stack.gateway_url}/compare/", headers={"authorization": f"Bearer {wrong}"}, **form)  # type: ignore[arg-type]
+    assert r.status_code == 401 and wrong not in r.text
+    assert gw.post("/compare/", **form).status_code == 200  # type: ignore[arg-type]
+    for server in stack.servers.values():
+        assert server.log_path is not None
+        log = server.log_path.read_text(errors="replace")
+        assert API_KEY not in log and wrong not in log, server.name

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,23 +19,13 @@ from tests.gateway.stall import StallingServer
 from tests.support.procs import Server
 from tests.support.stack import LocalStack
 
-from .conftest import started
+from .conftest import TIMEOUT_S
 from .corpus import PNG
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT_S = 2.0  # PREDICTOR_TIMEOUT_S of the gateways here
 RECOVERY_S = 5.0
 CLIENTS = 4
-
-
-@pytest.fixture(scope="module")
-def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = started(tiny_dir, tmp_path_factory.mktemp("logs"), PREDICTOR_TIMEOUT_S=str(TIMEOUT_S))
-    try:
-        yield stack
-    finally:
-        stack.stop_all()
 
 
 @dataclass
@@ -93,8 +82,9 @@ def wait_for(probe: Any, timeout: float) -> float:
 
 
 def test_a_killed_predictor_is_503_in_bounded_time_and_traffic_recovers_after_its_restart(
-    stack: LocalStack,
+    tight_stack: LocalStack,
 ) -> None:
+    stack = tight_stack
     gw = stack.gateway_url
     with Load(gw) as load:
         wait_for(lambda: any(a.status == 200 for a in load.answers), 30)
@@ -143,10 +133,12 @@ class Answer500(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def broken_gateways(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def broken_gateways(
+    tight_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """Gateways whose text predictor stalls or answers 500 (their image predictor is the real one)."""
     logs = tmp_path_factory.mktemp("broken")
-    image = f"http://127.0.0.1:{stack.servers['clip-image'].ports['http']}"
+    image = f"http://127.0.0.1:{tight_stack.servers['clip-image'].ports['http']}"
     failing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer500)
     threading.Thread(target=failing.serve_forever, daemon=True).start()
     gateways: list[Server] = []

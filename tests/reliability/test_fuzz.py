@@ -7,9 +7,6 @@ rightly gets a 400."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 import schemathesis
@@ -19,7 +16,7 @@ from schemathesis.schemas import BaseSchema
 
 from tests.support.stack import LocalStack
 
-from .conftest import API_KEY, started
+from .conftest import API_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -31,22 +28,6 @@ CHECKS = [
     checks.response_schema_conformance,
     checks.response_headers_conformance,
 ]
-
-
-@pytest.fixture(scope="module")
-def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    # Small limits, so that generated bodies reach them too.
-    stack = started(
-        tiny_dir,
-        tmp_path_factory.mktemp("logs"),
-        GATEWAY_API_KEYS=API_KEY,
-        GATEWAY_MAX_TEXTS="4",
-        GATEWAY_MAX_TEXT_CHARS="64",
-    )
-    try:
-        yield stack
-    finally:
-        stack.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import httpx
@@ -19,30 +17,13 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 
 from tests.support.stack import LocalStack
 
-from .conftest import started
 from .corpus import PNG
 
 pytestmark = pytest.mark.slow
 
-QUEUE = 8  # --max_queue_items of both predictors
-CONCURRENCY = 16  # GATEWAY_MAX_CONCURRENCY
 BURST = 300
 CLIENT_TIMEOUT_S = 30.0
 RSS_SLACK = 1.25
-
-
-@pytest.fixture(scope="module")
-def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = started(
-        tiny_dir,
-        tmp_path_factory.mktemp("logs"),
-        ("--max_items", str(QUEUE), "--max_queue_items", str(QUEUE), "--max_batch_delay_ms", "20"),
-        GATEWAY_MAX_CONCURRENCY=str(CONCURRENCY),
-    )
-    try:
-        yield stack
-    finally:
-        stack.stop_all()
 
 
 def rss(stack: LocalStack) -> dict[str, int]:
@@ -71,8 +52,10 @@ def check_answers(responses: list[httpx.Response]) -> Counter[int]:
     return statuses
 
 
-def test_a_burst_at_a_predictor_is_answered_at_once_and_every_refusal_counted(stack: LocalStack) -> None:
-    url = f"http://127.0.0.1:{stack.servers['clip-text'].ports['http']}"
+def test_a_burst_at_a_predictor_is_answered_at_once_and_every_refusal_counted(
+    tight_stack: LocalStack,
+) -> None:
+    url = f"http://127.0.0.1:{tight_stack.servers['clip-text'].ports['http']}"
     before = metric(url, "clip_rejected_requests_total")
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a cat"]}]}
     statuses = check_answers(asyncio.run(burst(f"{url}/v2/models/clip-text/infer", [{"json": body}] * BURST)))
@@ -80,12 +63,12 @@ def test_a_burst_at_a_predictor_is_answered_at_once_and_every_refusal_counted(st
     assert metric(url, "clip_queued_items") == 0
 
 
-def test_a_grpc_burst_is_unavailable_not_queued(stack: LocalStack) -> None:
+def test_a_grpc_burst_is_unavailable_not_queued(tight_stack: LocalStack) -> None:
     tensor = pb.ModelInferRequest.InferInputTensor(
         name="text", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[b"a dog"])
     )
     request = pb.ModelInferRequest(model_name="clip-text", inputs=[tensor])
-    with grpc.insecure_channel(f"127.0.0.1:{stack.servers['clip-text'].ports['grpc']}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{tight_stack.servers['clip-text'].ports['grpc']}") as channel:
         stub = GRPCInferenceServiceStub(channel)
         calls = [stub.ModelInfer.future(request, timeout=CLIENT_TIMEOUT_S) for _ in range(100)]
         codes = Counter(c.code() for c in calls)
@@ -95,8 +78,9 @@ def test_a_grpc_burst_is_unavailable_not_queued(stack: LocalStack) -> None:
 
 
 def test_a_burst_through_the_gateway_is_answered_memory_stays_bounded_and_it_recovers(
-    stack: LocalStack,
+    tight_stack: LocalStack,
 ) -> None:
+    stack = tight_stack
     gw = stack.gateway_url
     warm = [
         {"files": {"image": ("x.png", PNG, "image/png")}, "data": {"text": f"warm {i}"}} for i in range(20)
