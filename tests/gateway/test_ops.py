@@ -147,3 +147,9 @@ def test_predictor_error_series_exist_at_zero_before_any_error(client: TestClien
     assert len(errors) == 16  # 2 predictors x 8 reasons
     assert set(errors.values()) == {0.0}
     assert errors[(("predictor", "text"), ("reason", "timeout"))] == 0.0
+
+
+def test_metrics_include_the_process_resources_the_dashboard_shows(client: TestClient) -> None:
+    memory = samples(client, "process_resident_memory_bytes")
+    cpu = samples(client, "process_cpu_seconds_total")
+    assert memory[()] > 10_000_000 and cpu[()] > 0
