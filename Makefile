@@ -64,6 +64,16 @@ run-gateway: install ## Serve only the gateway on :8000 (predictors at IMAGE_/TE
 monitor: install tools ## Prometheus on 127.0.0.1:9090 scraping `make run`, with the chart's alerts (PROMETHEUS_PORT=9091 to move it).
 	$(PY) scripts/monitor.py $(if $(PROMETHEUS_PORT),--port $(PROMETHEUS_PORT))
 
+##@ Performance
+
+.PHONY: bench bench-quick test-bench
+bench: install ## Benchmark: real stack vs in-process limit vs batching off (~10-15 min); writes bench/results/.
+	$(PY) -m bench
+bench-quick: install ## Benchmark the demo model only, short points (under 2 min).
+	$(PY) -m bench --quick
+test-bench: install ## The benchmark harness's own test (tiny model).
+	$(PY) -m pytest tests/bench $(PYTEST_ARGS)
+
 ##@ Demo model
 
 .PHONY: demo-model demo-samples demo-eval
