@@ -160,6 +160,11 @@ CASES: list[Case] = [
         {"content": b"abc", "headers": {"content-type": "multipart/form-data"}},
         400,
     ),
+    Case(  # chunked, no Content-Length: cut while streaming, at the cap
+        "oversized-streamed-body",
+        {"content": [b"\x00" * 2**20] * 24, "headers": {"content-type": "application/json"}},
+        413,
+    ),
     Case("wrong-content-type", {"content": PNG, "headers": {"content-type": "image/png"}}, 415),
     Case("xml-content-type", {"content": b"<a/>", "headers": {"content-type": "application/xml"}}, 415),
     Case(

@@ -5,7 +5,9 @@ service is healthy right after."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 from collections import Counter
 
 import grpc
@@ -15,6 +17,7 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
+from tests.support.procs import PYTHON, ROOT
 from tests.support.stack import LocalStack
 
 from .corpus import PNG
@@ -104,3 +107,25 @@ def test_a_burst_through_the_gateway_is_answered_memory_stays_bounded_and_it_rec
     )
     assert r.status_code == 200, r.text
     assert httpx.get(f"{gw}/readyz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "words"),
+    [
+        (
+            ["-m", "predictors.text", "--max_items", "64", "--max_queue_items", "8"],
+            {},
+            "--max_queue_items (8)",
+        ),
+        (["-m", "gateway"], {"GATEWAY_MAX_CONCURRENCY": "0"}, "gateway_max_concurrency"),
+    ],
+    ids=["queue-below-request-size", "zero-gateway-concurrency"],
+)
+def test_bounds_that_could_never_admit_a_request_are_refused_at_start(
+    argv: list[str], env: dict[str, str], words: str
+) -> None:
+    done = subprocess.run(
+        [PYTHON, *argv], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert words in done.stderr, done.stderr[-2000:]
