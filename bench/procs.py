@@ -1,7 +1,15 @@
-"""The benchmarked programs as subprocesses on 127.0.0.1, and their CPU time and peak memory from /proc."""
+"""The benchmarked programs as subprocesses on 127.0.0.1, and their CPU time and peak memory from /proc.
+
+Every started program is tracked until it is stopped: `stop_all` sends SIGTERM to all at once and
+SIGKILLs each one's process group after `GRACE_S`; an exit hook stops whatever is still tracked, and
+each program gets SIGTERM from the kernel if the benchmark itself dies without cleaning up (SIGKILL).
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -14,12 +22,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
+GRACE_S = 10.0
+_LIVE: list[Proc] = []
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def term_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM when the benchmark process dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def cpu_seconds(pid: int) -> float:
@@ -54,11 +70,13 @@ class Proc:
         return self.proc.pid
 
     def start(self, log_dir: Path) -> None:
-        log = open(log_dir / f"{self.name}.log", "wb")  # noqa: SIM115
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **self.env}
-        self.proc = subprocess.Popen(
-            self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(log_dir / f"{self.name}.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=term_with_parent,
+            )  # fmt: skip
+        _LIVE.append(self)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -74,15 +92,11 @@ class Proc:
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s")
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Send `sig` to the program's process group (it leads its own session)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
 
 
 def predictor(kind: str, name: str, model_flags: list[str], extra: list[str]) -> Proc:
@@ -119,6 +133,26 @@ def start_all(procs: list[Proc], log_dir: Path, timeout: float = 300.0) -> None:
         raise
 
 
-def stop_all(procs: list[Proc]) -> None:
-    for p in procs:
-        p.stop()
+def stop_all(procs: list[Proc], grace_s: float = GRACE_S) -> None:
+    """SIGTERM every program at once, SIGKILL the groups of those still running after `grace_s`."""
+    running = [p for p in procs if p.proc is not None]
+    try:
+        for p in running:
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for p in running:
+            assert p.proc is not None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.proc.wait(max(0.0, deadline - time.monotonic()))
+    finally:  # also when interrupted again while waiting
+        for p in running:
+            p.signal_group(signal.SIGKILL)  # the leader if late, and anything it left behind
+            assert p.proc is not None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.proc.wait(5)
+            if p in _LIVE:
+                _LIVE.remove(p)
+
+
+atexit.register(lambda: stop_all(list(_LIVE)))

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from bench import report
 from bench.loadgen import run_load
 from bench.payloads import CompareBodies, photos
-from bench.procs import ROOT, Proc, gateway, peak_rss_mb, predictor, start_all, stop_all
+from bench.procs import ROOT, Proc, gateway, peak_rss_mb, predictor, start_all, stop_all, term_with_parent
 
 MODELS = {
     "demo": ("clip-shapes (demo)", ["--model_dir", str(ROOT / "models" / "clip-shapes")]),
@@ -77,7 +78,10 @@ def in_process(flags: list[str], args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.inprocess", "--model-flags", model_flags, "--device", args.device,
             "--batches", args.batches, "--repeats", "2" if args.quick else "3"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800, env=env)
+    out = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800, env=env,
+        preexec_fn=term_with_parent,
+    )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"in-process limit failed:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -149,8 +153,41 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
     return result, ceiling
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: unwinds the run so that every started program is stopped on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _OnSignal:
+    """Raises `Interrupted`; a second signal too (cuts the grace period short); later ones are ignored."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.seen += 1
+        if self.seen >= 2:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    on_signal = _OnSignal()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+    try:
+        run(args)
+    except Interrupted as e:
+        print(f"\nbench: {e}, stopped every program it started", file=sys.stderr)
+        sys.exit(128 + e.signum)
+
+
+def run(args: argparse.Namespace) -> None:
     if args.model_dir:
         models = {args.model_dir.name: (args.model_dir.name, ["--model_dir", str(args.model_dir.resolve())])}
     else:
