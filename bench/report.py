@@ -17,6 +17,11 @@ def _row(label: str, point: dict[str, Any], pairs: int) -> str:
     )
 
 
+def _best(config: str, per_batch: dict[str, dict[str, float]]) -> str:
+    b = max(per_batch, key=lambda k: per_batch[k]["pairs_per_s"])
+    return f"{config}: {per_batch[b]['pairs_per_s']:.1f} (batch {b})"
+
+
 def markdown(result: dict[str, Any]) -> str:
     out = [f"# Benchmark `{result['name']}`", "", f"Machine: {result['machine']}", ""]
     ceiling = result["loadgen_ceiling"]
@@ -30,10 +35,11 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"## {model['name']} ({model['arch']})",
             "",
-            f"In-process limit: {bound['best_pairs_per_s']:.1f} pairs/s at batch {bound['best_batch']} "
-            f"({bound['cpu_s_per_pair'] * 1000:.0f} ms CPU a pair); one pair p50 "
-            f"{bound['p50_ms_one_pair']:.1f} ms; {bound['torch_threads']} torch threads, {bound['device']} "
-            f"{bound['precision']}; peak RSS {bound['peak_rss_mb']:.0f} MB.",
+            f"In-process limit: {bound['best_pairs_per_s']:.1f} pairs/s at batch {bound['best_batch']}, "
+            f"{bound['best_config']} ({bound['cpu_s_per_pair'] * 1000:.1f} ms CPU a pair); one pair p50 "
+            f"{bound['p50_ms_one_pair']:.1f} ms ({bound['one_pair_config']}); {bound['device']} "
+            f"{bound['precision']}; peak RSS {bound['peak_rss_mb']:.0f} MB. Best pairs/s of each config "
+            ": " + "; ".join(_best(name, per) for name, per in bound["configs"].items()) + ".",
             "",
             "| run | concurrency | req/s | pairs/s | p50 ms | p95 ms | p99 ms | CPU ms/req | errors |",
             "|---|---|---|---|---|---|---|---|---|",

@@ -161,7 +161,7 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-class _OnSignal:
+class OnSignal:
     """Raises `Interrupted`; a second signal too (cuts the grace period short); later ones are ignored."""
 
     def __init__(self) -> None:
@@ -177,7 +177,7 @@ class _OnSignal:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    on_signal = _OnSignal()
+    on_signal = OnSignal()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     try:
