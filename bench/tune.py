@@ -25,10 +25,19 @@ from bench.procs import ROOT, gateway, predictor, start_all, stop_all
 from bench.run import MODELS, Interrupted, OnSignal
 
 
+def _extra(threads: str, delay: str) -> list[str]:
+    return ["--num_threads", threads, "--max_batch_delay_ms", delay, "--device", "cpu"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.tune", description=__doc__)
     p.add_argument("--model", default="demo", choices=sorted(MODELS))
-    p.add_argument("--threads", default="1,2", help="torch threads per predictor (--num_threads)")
+    p.add_argument(
+        "--threads",
+        default="1,2",
+        help="torch threads per predictor (--num_threads): N, or IMAGE/TEXT; a trailing p sets "
+        "OMP_WAIT_POLICY=PASSIVE (no spinning at barriers)",
+    )
     p.add_argument("--delays", default="0,2,5", help="--max_batch_delay_ms values")
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--warmup-s", type=float, default=3.0)
@@ -42,12 +51,14 @@ def main() -> None:
     variants = list(itertools.product(args.threads.split(","), args.delays.split(",")))
     stacks = []
     for t, d in variants:
-        extra = ["--num_threads", t, "--max_batch_delay_ms", d, "--device", "cpu"]
-        image = predictor("image", f"image-t{t}-d{d}", flags, extra)
-        text = predictor("text", f"text-t{t}-d{d}", flags, extra)
-        stacks.append(
-            (f"{t} torch threads, delay {d} ms", image, text, gateway(f"gw-t{t}-d{d}", image, text, True))
-        )
+        image_t, _, text_t = t.rstrip("p").partition("/")
+        tag = f"t{t.replace('/', '-')}-d{d}"
+        env = {"OMP_WAIT_POLICY": "PASSIVE"} if t.endswith("p") else {}
+        image = predictor("image", f"image-{tag}", flags, _extra(image_t, d))
+        text = predictor("text", f"text-{tag}", flags, _extra(text_t or image_t, d))
+        image.env = text.env = env
+        name = f"{t} torch threads{' (OMP passive)' if env else ''}, delay {d} ms"
+        stacks.append((name, image, text, gateway(f"gw-{tag}", image, text, True)))
     procs = [p for _, *trio in stacks for p in trio]
     bodies = CompareBodies(photos(16), zero_shot=False)
     points: dict[str, dict[int, list[dict[str, Any]]]] = {name: {} for name, *_ in stacks}
