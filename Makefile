@@ -74,6 +74,14 @@ bench-quick: install ## Benchmark the demo model only, short points (under 2 min
 test-bench: install ## The benchmark harness's own test (tiny model).
 	$(PY) -m pytest tests/bench $(PYTEST_ARGS)
 
+##@ Reliability
+
+SOAK_SECONDS ?= 300
+
+.PHONY: soak
+soak: install ## Soak the local stack for SOAK_SECONDS (300) at concurrency 16; report under results/soak/.
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) scripts/soak.py
+
 ##@ Demo model
 
 .PHONY: demo-model demo-samples demo-eval
