@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from demo import shapes
-from tests.e2e.conftest import Stack
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +27,13 @@ def compare(base: str, image: bytes, texts: list[str]) -> dict:
     return response.json()
 
 
-def test_zero_shot_ranks_the_right_caption_first(stack: Stack) -> None:
+def test_zero_shot_ranks_the_right_caption_first(stack: LocalStack) -> None:
     captions = shapes.captions()
     held_out = shapes.heldout(n_per_class=2, seed=7)
     assert len(held_out) >= 2 * 24
     correct = 0
     for colour, shape, image in held_out:
-        body = compare(stack.gateway, png(image), captions)
+        body = compare(stack.gateway_url, png(image), captions)
         assert set(body) == {"similarities", "probabilities"}
         assert len(body["similarities"]) == len(captions)
         assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
@@ -42,10 +42,10 @@ def test_zero_shot_ranks_the_right_caption_first(stack: Stack) -> None:
     assert correct / len(held_out) >= 0.95, f"{correct}/{len(held_out)} ranked the right caption first"
 
 
-def test_one_caption_gives_a_similarity_and_the_match_scores_higher(stack: Stack) -> None:
+def test_one_caption_gives_a_similarity_and_the_match_scores_higher(stack: LocalStack) -> None:
     colour, shape, image = shapes.heldout(n_per_class=1, seed=11)[0]
     other_colour = next(c for c in shapes.COLOURS if c != colour)
-    match = compare(stack.gateway, png(image), [shapes.caption(colour, shape)])
-    mismatch = compare(stack.gateway, png(image), [shapes.caption(other_colour, shape)])
+    match = compare(stack.gateway_url, png(image), [shapes.caption(colour, shape)])
+    mismatch = compare(stack.gateway_url, png(image), [shapes.caption(other_colour, shape)])
     assert set(match) == {"similarity"} and set(mismatch) == {"similarity"}
     assert -1.0 <= mismatch["similarity"] < match["similarity"] <= 1.0

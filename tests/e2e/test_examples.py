@@ -8,20 +8,21 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import Stack
 from tests.support.procs import PYTHON, ROOT
+from tests.support.stack import LocalStack
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("example", ["tritonclient_http.py", "tritonclient_grpc.py", "kserve_clients.py"])
-def test_client_example_scores_the_matching_caption_higher(stack: Stack, example: str) -> None:
+def test_client_example_scores_the_matching_caption_higher(stack: LocalStack, example: str) -> None:
+    image, text = stack.servers["clip-image"], stack.servers["clip-text"]
     env = {
         **os.environ,
-        "IMAGE_PREDICTOR_URL": stack.image_http,
-        "TEXT_PREDICTOR_URL": stack.text_http,
-        "IMAGE_PREDICTOR_GRPC": stack.image_grpc,
-        "TEXT_PREDICTOR_GRPC": stack.text_grpc,
+        "IMAGE_PREDICTOR_URL": image.url,
+        "TEXT_PREDICTOR_URL": text.url,
+        "IMAGE_PREDICTOR_GRPC": f"127.0.0.1:{image.ports['grpc']}",
+        "TEXT_PREDICTOR_GRPC": f"127.0.0.1:{text.ports['grpc']}",
     }
     result = subprocess.run(
         [PYTHON, f"examples/{example}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60

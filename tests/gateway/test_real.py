@@ -17,10 +17,11 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway.stack import base_url, gateway, predictor
 from tests.gateway.stall import StallingServer
 from tests.support.models import write_tiny_model
+from tests.support.predictor_servers import start_predictor
 from tests.support.procs import Server
+from tests.support.stack import gateway_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
     with ThreadPoolExecutor(2) as pool:  # both load their model at once
-        futures = {kind: pool.submit(predictor, kind, model_dir, logs) for kind in ("image", "text")}
+        futures = {kind: pool.submit(start_predictor, kind, model_dir, logs) for kind in ("image", "text")}
     try:
         yield {kind: future.result() for kind, future in futures.items()}
     finally:
@@ -66,16 +67,14 @@ def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
 
 @pytest.fixture(scope="module")
 def api(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
-    server = gateway(
-        base_url(predictors["image"]),
-        base_url(predictors["text"]),
+    server = gateway_server(
+        predictors["image"].url,
+        predictors["text"].url,
         logs,
         GATEWAY_API_KEYS=f"{KEY},other-key",
         GATEWAY_MAX_IMAGE_BYTES=str(MAX_BYTES),
-    )
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{server.ports['http']}", headers=AUTH, timeout=30
-    ) as client:
+    ).start()
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
         yield client
     # Graceful: uvicorn finishes, then re-raises the SIGTERM it caught (no SIGKILL was needed).
     assert server.stop() in (0, -signal.SIGTERM), server.log_tail()
@@ -83,7 +82,7 @@ def api(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
 
 def direct_embeddings(server: Server, name: str, data: list[str]) -> tuple[list[list[float]], dict]:
     body = {"inputs": [{"name": name, "datatype": "BYTES", "shape": [len(data)], "data": data}]}
-    r = httpx.post(f"{base_url(server)}/v2/models/clip-{name}/infer", json=body, timeout=30)
+    r = httpx.post(f"{server.url}/v2/models/clip-{name}/infer", json=body, timeout=30)
     r.raise_for_status()
     out = r.json()["outputs"][0]
     n, d = out["shape"]
@@ -233,15 +232,15 @@ def test_metrics_count_the_traffic_by_status(api: httpx.Client) -> None:
 def stalled(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
     """A gateway whose text predictor never answers and whose image model name is wrong."""
     with StallingServer() as stall:
-        server = gateway(
-            base_url(predictors["image"]),
+        server = gateway_server(
+            predictors["image"].url,
             stall.url,
             logs,
             PREDICTOR_TIMEOUT_S="0.5",
             IMAGE_MODEL_NAME="clip-nope",
-        )
+        ).start()
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{server.ports['http']}", timeout=30) as client:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
                 yield client
         finally:
             server.stop()
@@ -263,14 +262,15 @@ def test_a_wrong_model_name_is_502(stalled: httpx.Client) -> None:
 
 
 def test_a_stopped_predictor_is_503(predictors: dict[str, Server], model_dir: Path, logs: Path) -> None:
-    text = predictor("text", model_dir, logs)
-    server = gateway(base_url(predictors["image"]), base_url(text), logs)
+    text = start_predictor("text", model_dir, logs)
+    server = gateway_server(predictors["image"].url, text.url, logs).start()
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.ports['http']}", timeout=30) as client:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
             assert client.get("/readyz").status_code == 200
             assert compare_multipart(client, image_file(), ["a"]).status_code == 200
             text.stop()
-            error(compare_multipart(client, image_file(), ["a"]), 503, "text predictor at")
+            # A fresh text: "a" is in the gateway's text cache and would be answered without the predictor.
+            error(compare_multipart(client, image_file(), ["b"]), 503, "text predictor at")
             error(client.post("/embed_text/", json={"text": "a"}), 503, "unreachable")
             # /readyz answers from its cache for up to GATEWAY_READINESS_CACHE_S (2 s) before it looks again.
             deadline = time.monotonic() + 10

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.stack import gateway
 from tests.gateway.stall import StallingServer
 from tests.support.procs import Server
-from tests.support.stack import LocalStack
+from tests.support.stack import LocalStack, gateway_server
 
 from .conftest import TIMEOUT_S
 from .corpus import PNG
@@ -145,7 +144,7 @@ def broken_gateways(
     try:
         with StallingServer() as stall:
             for text in (stall.url, f"http://127.0.0.1:{failing.server_address[1]}"):
-                gateways.append(gateway(image, text, logs, PREDICTOR_TIMEOUT_S=str(TIMEOUT_S)))
+                gateways.append(gateway_server(image, text, logs, PREDICTOR_TIMEOUT_S=str(TIMEOUT_S)).start())
             yield {
                 name: f"http://127.0.0.1:{g.ports['http']}"
                 for name, g in zip(("stall", "500"), gateways, strict=True)

@@ -17,9 +17,9 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from tests.gateway.stack import gateway
 from tests.support.predictor_servers import predictor
 from tests.support.procs import Server
+from tests.support.stack import gateway_server
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def in_flight(calls: list[Callable[[], object]]) -> tuple[ThreadPoolExecutor, li
 
 def test_the_gateway_finishes_requests_in_flight_then_exits_0(slow_text: Server, tmp_path: Path) -> None:
     text_url = f"http://127.0.0.1:{slow_text.ports['http']}"
-    gw = gateway(text_url, text_url, tmp_path)
+    gw = gateway_server(text_url, text_url, tmp_path).start()
     try:
         port = gw.ports["http"]
         url = f"http://127.0.0.1:{port}/embed_text/"

@@ -37,9 +37,13 @@ class Server:
     ports: dict[str, int] = field(default_factory=dict)
 
     def start(self, timeout: float = 60.0) -> Server:
-        """Launch the program and wait until it is ready."""
+        """Launch the program and wait until it is ready; a program that never gets ready is killed."""
         self.launch()
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def launch(self) -> Server:
@@ -55,6 +59,11 @@ class Server:
             start_new_session=True,
         )
         return self
+
+    @property
+    def url(self) -> str:
+        """Base URL of its HTTP port."""
+        return f"http://127.0.0.1:{self.ports['http']}"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ class LocalStack:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.servers['clip-gateway'].ports['http']}"
+        return self.servers["clip-gateway"].url
 
     def http_ports(self) -> dict[str, int]:
         """job name -> the HTTP port whose /metrics Prometheus scrapes."""
@@ -46,24 +46,30 @@ class LocalStack:
             server.stop()
 
 
-def plan_stack(model_dir: Path, log_dir: Path) -> LocalStack:
-    """The stack, not started yet: ports are chosen, so a Prometheus config can name them up front."""
-    image = predictor("image", model_dir, log_dir)
-    text = predictor("text", model_dir, log_dir)
+def gateway_server(image_url: str, text_url: str, log_dir: Path, **env: str) -> Server:
+    """A not yet started `python -m gateway` on a free port, pointed at the two predictors."""
     port = free_port()
-    gateway = Server(
+    return Server(
         "clip-gateway",
         [PYTHON, "-m", "gateway"],
         ready_url=f"http://127.0.0.1:{port}/healthz",
         env={
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(port),
-            "IMAGE_PREDICTOR_URL": f"http://127.0.0.1:{image.ports['http']}",
-            "TEXT_PREDICTOR_URL": f"http://127.0.0.1:{text.ports['http']}",
+            "IMAGE_PREDICTOR_URL": image_url,
+            "TEXT_PREDICTOR_URL": text_url,
+            **env,
         },
-        log_path=log_dir / "clip-gateway.log",
+        log_path=log_dir / f"clip-gateway-{port}.log",
         ports={"http": port},
     )
+
+
+def plan_stack(model_dir: Path, log_dir: Path) -> LocalStack:
+    """The stack, not started yet: ports are chosen, so a Prometheus config can name them up front."""
+    image = predictor("image", model_dir, log_dir)
+    text = predictor("text", model_dir, log_dir)
+    gateway = gateway_server(image.url, text.url, log_dir)
     return LocalStack({"clip-gateway": gateway, "clip-image": image, "clip-text": text}, log_dir)
 
 
