@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.chart import CHART, NAMESPACE, by_kind, gateway_env, isvc, one, render
+from tests.deploy.chart import CHART, NAMESPACE, ROOT, by_kind, gateway_env, helm_template, isvc, one, render
 from tests.deploy.conftest import Objects
 
 GPU = "nvidia.com/gpu"
@@ -121,6 +121,85 @@ def test_gateway_probes_and_ports_line_up(variants: dict[str, Objects]) -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert one(objects, "Service")["spec"]["ports"][0]["targetPort"] in port_names
+
+
+@pytest.mark.parametrize("mode", ["defaults", "knative"])
+def test_overload_bounds_and_text_cache_reach_the_containers(variants: dict[str, Objects], mode: str) -> None:
+    for key in ("image", "text"):
+        assert env_of(predictor_container(isvc(variants[mode], key)))["CLIP_MAX_QUEUE_ITEMS"] == "256"
+    env = gateway_env(variants[mode])
+    assert (env["GATEWAY_MAX_CONCURRENCY"], env["GATEWAY_TEXT_CACHE_SIZE"]) == ("64", "4096")
+
+
+def test_overload_bounds_and_text_cache_come_from_values() -> None:
+    objects = render(
+        sets=[
+            "predictors.image.maxQueueItems=1000000",  # a plain integer in the env, never 1e+06
+            "predictors.text.maxQueueItems=512",
+            "gateway.maxConcurrency=8",
+            "gateway.textCacheSize=0",  # cache off
+        ]
+    )
+    assert env_of(predictor_container(isvc(objects, "image")))["CLIP_MAX_QUEUE_ITEMS"] == "1000000"
+    assert env_of(predictor_container(isvc(objects, "text")))["CLIP_MAX_QUEUE_ITEMS"] == "512"
+    env = gateway_env(objects)
+    assert (env["GATEWAY_MAX_CONCURRENCY"], env["GATEWAY_TEXT_CACHE_SIZE"]) == ("8", "0")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "predictors.text.maxQueueItems=16",  # under --max_items (64): the predictor would refuse to start
+        "gateway.maxConcurrency=0",
+        "gateway.textCacheSize=-1",
+        "gateway.preStopSleepSeconds=-5",
+    ],
+)
+def test_impossible_bounds_are_refused_at_install(setting: str) -> None:
+    result = helm_template(sets=[setting])
+    field = setting.partition("=")[0].rpartition(".")[2]
+    assert result.returncode != 0 and field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sets", "pre_stop"),
+    [
+        ([], 5),
+        (["gateway.predictorTimeoutSeconds=2.5"], 5),
+        (["gateway.preStopSleepSeconds=20", "gateway.predictorTimeoutSeconds=120"], 20),
+        (["gateway.preStopSleepSeconds=0"], 0),
+    ],
+)
+def test_gateway_pods_outlive_their_pre_stop_and_drain(sets: list[str], pre_stop: int) -> None:
+    objects = render(sets=sets)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if pre_stop:
+        assert container["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(pre_stop)]}}}
+    else:
+        assert "lifecycle" not in container
+    # Kubernetes counts the grace period from the start of preStop; SIGTERM follows it, and the gateway
+    # then drains in-flight requests for up to PREDICTOR_TIMEOUT_S + 5 s. SIGKILL must come after both.
+    drain = float(gateway_env(objects)["PREDICTOR_TIMEOUT_S"]) + 5
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain
+
+
+def test_gateway_pre_stop_works_on_every_supported_kubernetes_and_image() -> None:
+    from kubernetes_validate import utils as kv
+
+    deployment = one(render(), "Deployment")
+    # An exec of `sleep`, valid from the oldest Kubernetes the README supports (1.27); the native
+    # `lifecycle.preStop.sleep` handler is unknown there (and off by default before 1.30).
+    kv.validate(deployment, "1.27.0", strict=True)
+    native = json.loads(json.dumps(deployment))
+    native["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"] = {"sleep": {"seconds": 5}}
+    with pytest.raises(kv.ValidationError):
+        kv.validate(native, "1.27.0", strict=True)
+    assert "Kubernetes 1.27+" in (CHART / "README.md").read_text()
+    # The gateway image runs on a Debian python slim base, whose coreutils provide /bin/sleep.
+    dockerfile = (ROOT / "Dockerfile.gateway").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in dockerfile
+    assert dockerfile.rsplit("\nFROM ", 1)[1].startswith("${PYTHON_IMAGE}")
 
 
 def test_every_pod_meets_the_restricted_pod_security_standard(variants: dict[str, Objects]) -> None:
