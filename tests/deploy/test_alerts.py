@@ -27,7 +27,7 @@ def test_rendered_rules_pass_promtool_check(
     rules = write_rules(variants[variant], tmp_path / "rules.yml")
     result = run([tool("promtool"), "check", "rules", str(rules)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_every_alert_carries_severity_and_annotations(variants: dict[str, Objects]) -> None:
@@ -36,6 +36,7 @@ def test_every_alert_carries_severity_and_annotations(variants: dict[str, Object
         "ClipGatewayHighLatency",
         "ClipGatewayHighErrorRatio",
         "ClipTargetDown",
+        "ClipPredictorOverloaded",
         "ClipPredictorQueueSaturated",
     ]
     for rule in rules:
@@ -61,6 +62,13 @@ def test_each_alert_fires_and_stays_silent_as_specified(variants: dict[str, Obje
         ("monitoring.prometheusRule.alerts.gatewayLatency.thresholdSeconds=2.5", "ClipGatewayHighLatency"),
         ("monitoring.prometheusRule.alerts.gatewayErrors.threshold=0.2", "ClipGatewayHighErrorRatio"),
         ("monitoring.prometheusRule.alerts.targetDown.for=15m", "ClipTargetDown"),
+        ("monitoring.prometheusRule.alerts.predictorOverloaded.threshold=0.2", "ClipPredictorOverloaded"),
+        ("monitoring.prometheusRule.alerts.predictorOverloaded.for=15m", "ClipPredictorOverloaded"),
+        # ml's 1 request/s is then under the floor.
+        (
+            "monitoring.prometheusRule.alerts.predictorOverloaded.minRequestsPerSecond=2",
+            "ClipPredictorOverloaded",
+        ),
         ("monitoring.prometheusRule.alerts.queueSaturated.thresholdSeconds=3", "ClipPredictorQueueSaturated"),
     ],
 )
@@ -72,6 +80,7 @@ def test_thresholds_and_durations_come_from_values(setting: str, alert: str, tmp
         "ClipGatewayHighLatency",
         "ClipGatewayHighErrorRatio",
         "ClipTargetDown",
+        "ClipPredictorOverloaded",
         "ClipPredictorQueueSaturated",
     } - {alert}
     assert not any(f"alertname: {other}" in report for other in others)

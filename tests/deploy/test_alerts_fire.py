@@ -33,11 +33,18 @@ RULE_SETTINGS = [
     "monitoring.prometheusRule.rateWindow=10s",
     *(
         f"{ALERTS}.{alert}.for=2s"
-        for alert in ("gatewayLatency", "gatewayErrors", "targetDown", "queueSaturated")
+        for alert in (
+            "gatewayLatency",
+            "gatewayErrors",
+            "targetDown",
+            "predictorOverloaded",
+            "queueSaturated",
+        )
     ),
     f"{ALERTS}.gatewayErrors.minRequestsPerSecond=0.5",  # the traffic below sends ~5-10 requests/s
 ]
 ERROR_RATIO, TARGET_DOWN = "ClipGatewayHighErrorRatio", "ClipTargetDown"
+OVERLOADED = "ClipPredictorOverloaded"
 # Grafana's $__rate_interval with a 1 s scrape is 4 s at least; 15 s spans a few seconds of traffic.
 RATE_INTERVAL = "15s"
 
@@ -106,11 +113,18 @@ def test_healthy_traffic_raises_no_error_or_target_alert(prometheus: Prometheus,
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         alerts = active(prometheus)
-        assert not {name for name, _ in alerts} & {ERROR_RATIO, TARGET_DOWN}, alerts
+        assert not {name for name, _ in alerts} & {ERROR_RATIO, TARGET_DOWN, OVERLOADED}, alerts
         time.sleep(0.5)
     assert traffic.statuses()[200] > 0 and set(traffic.statuses()) == {200}, traffic.statuses()
     # The dashboard says "0 % errors", not "No data", while nothing fails.
     assert series_values(prometheus, panel_query("5xx ratio")) == {"": 0.0}
+    # Likewise "0 rejected" while nothing is overloaded: the counters exist at 0 from the start.
+    assert series_values(prometheus, panel_query("Gateway concurrency rejections")) == {"": 0.0}
+    rejected = series_values(prometheus, panel_query("Predictor overload rejections"), "model_name")
+    assert rejected == {"clip-image": 0.0, "clip-text": 0.0}, rejected
+    # Each request carries fixed captions and a fresh one: some texts hit the gateway's cache, some miss.
+    (hit_ratio,) = series_values(prometheus, panel_query("Text cache hit ratio")).values()
+    assert 0 < hit_ratio < 1, hit_ratio
 
 
 def test_text_predictor_outage_fires_error_ratio_and_target_down(
@@ -137,6 +151,8 @@ def test_text_predictor_outage_fires_error_ratio_and_target_down(
     assert errors["labels"]["severity"] == "critical"
     assert re.match(r"\d+(\.\d+)?% of requests", errors["annotations"]["description"]), errors
     assert float(errors["value"]) > 0.05
+    # A stopped predictor is down, not overloaded: no traffic reaches it, so no ratio, no alert.
+    assert OVERLOADED not in {name for name, _ in active(prometheus)}
     # Only the stopped process is reported down.
     assert {job for name, job in alerts if name == TARGET_DOWN} == {"clip-text"}
     # The dashboard shows it: 503s, a 5xx ratio over the threshold, the text predictor unreachable.

@@ -23,6 +23,12 @@ CONTRACT = {  # shared/DESIGN.md, KServe's own histograms, process_* and NVIDIA 
     "clip_queue_seconds",
     "clip_inference_seconds",
     "clip_inference_errors_total",
+    "clip_rejected_requests_total",  # predictors' overload bound (predictors/metrics.py)
+    "clip_queued_items",
+    "gateway_rejected_requests_total",  # gateway's concurrency bound and text cache (gateway/metrics.py)
+    "gateway_text_cache_hits_total",
+    "gateway_text_cache_misses_total",
+    "gateway_text_cache_entries",
     "request_preprocess_seconds",
     "request_predict_seconds",
     "request_postprocess_seconds",

@@ -82,6 +82,7 @@ def test_local_prometheus_scrapes_all_jobs_and_loads_the_alerts(prometheus: str)
         "ClipGatewayHighLatency",
         "ClipGatewayHighErrorRatio",
         "ClipTargetDown",
+        "ClipPredictorOverloaded",
         "ClipPredictorQueueSaturated",
     }
     assert all(r["health"] in {"ok", "unknown"} for r in rules), rules

@@ -24,6 +24,7 @@ ALERTS = {
     "ClipGatewayHighLatency",
     "ClipGatewayHighErrorRatio",
     "ClipTargetDown",
+    "ClipPredictorOverloaded",
     "ClipPredictorQueueSaturated",
 }
 
