@@ -5,9 +5,9 @@ Precedence: flag > environment variable > default. KServe's own flags (`--http_p
 
 Threading and batch-delay defaults were chosen with `python -m bench.tune` (bench/results/tune-*.md) on
 2 shared CPU cores (load average 3-6 from other tests: ratios, not absolute numbers), image predictor,
-text predictor and gateway on one machine. ViT-B-32, /compare/
-with distinct short texts, req/s at concurrency 32 (p50 ms at concurrency 1), torch threads
-image/text: 1/1 8.3 (127), 2/2 15.1 (154), 2/1 16.0 (119), 2/2 with OMP_WAIT_POLICY=PASSIVE 16.0 (153).
+text predictor and gateway on one machine. ViT-B-32, /compare/ with distinct short texts, req/s at
+concurrency 32 (p50 ms at concurrency 1), torch threads image/text: 1/1 8.3 (127), 2/2 15.1 (154),
+2/1 16.0 (119), 2/2 with OMP_WAIT_POLICY=PASSIVE 16.0 (153).
 The image tower is ~90% of the work, so it gets every core (torch's default); the text tower gets one
 thread, so that when both run at once its spinning OpenMP barrier does not steal the image's core.
 Batch delay: a CPU forward pass takes 3 ms (demo model) to 100s of ms (ViT-B-32), so items queue up
