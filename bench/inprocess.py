@@ -20,9 +20,11 @@ import resource
 import shlex
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import torch
 
@@ -33,6 +35,7 @@ from predictors.settings import read_settings
 from predictors.text_encoding import can_trim, encode_text
 
 LIMIT = 40_000_000
+T = TypeVar("T")
 
 
 def _sync(loaded: LoadedModel) -> None:
@@ -53,15 +56,22 @@ def _texts(loaded: LoadedModel, texts: list[str], trim: bool) -> torch.Tensor:
         return torch.nn.functional.normalize(out.float(), dim=-1)
 
 
+def _threads(n: int, fn: Callable[[], T]) -> T:
+    """`fn()` with `n` torch threads: the count is per OS thread (a pool thread keeps the one it
+    was created with), so each job sets its own."""
+    torch.set_num_threads(n)
+    return fn()
+
+
 def _pair(loaded: LoadedModel, imgs: list[bytes], texts: list[str], min_side: int, trim: bool) -> None:
     (_images(loaded, imgs, min_side) * _texts(loaded, texts, trim)).sum(dim=-1).cpu()
     _sync(loaded)
 
 
 def _towers(pool: ThreadPoolExecutor, loaded: LoadedModel, imgs: list[bytes], texts: list[str], min_side: int,
-            trim: bool) -> None:  # fmt: skip
+            trim: bool, threads: int) -> None:  # fmt: skip
     """Image and text tower at the same time, each on its own core, as the two predictors run them."""
-    image_rows = pool.submit(_images, loaded, imgs, min_side)
+    image_rows = pool.submit(_threads, threads, partial(_images, loaded, imgs, min_side))
     text_rows = _texts(loaded, texts, trim)
     (image_rows.result() * text_rows).sum(dim=-1).cpu()
     _sync(loaded)
@@ -110,9 +120,12 @@ def _throughput(loaded: LoadedModel, cfg: Config, batches: list[int], repeats: i
                 serial += b
             cpu_started, started = time.process_time(), time.perf_counter()
             if cfg.towers_concurrent:
-                _towers(pool, loaded, *jobs[0], min_side, trim)
+                _towers(pool, loaded, *jobs[0], min_side, trim, cfg.torch_threads)
             else:
-                for f in [pool.submit(_pair, loaded, *job, min_side, trim) for job in jobs]:
+                n = cfg.torch_threads
+                for f in [
+                    pool.submit(_threads, n, partial(_pair, loaded, *job, min_side, trim)) for job in jobs
+                ]:
                     f.result()
             if r:
                 times.append(time.perf_counter() - started)
