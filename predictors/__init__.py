@@ -6,8 +6,9 @@
 
 Flags (env; default): --model_dir (CLIP_MODEL_DIR; /mnt/models if present), --arch (CLIP_ARCH),
 --pretrained (CLIP_PRETRAINED), --device auto|cpu|cuda (CLIP_DEVICE; auto), --precision
-auto|fp32|fp16|bf16 (CLIP_PRECISION; auto = fp16 on cuda, fp32 on cpu), --num_threads (CLIP_NUM_THREADS;
-image: torch default, text: 1), --max_batch_size (CLIP_MAX_BATCH_SIZE; 32), --max_batch_delay_ms
+auto|fp32|fp16|bf16 (CLIP_PRECISION; auto = fp16 on cuda, fp32 on cpu), --num_threads per forward pass
+(CLIP_NUM_THREADS; image: torch default divided among forward workers, text: 1), --forward_workers passes
+at once (CLIP_FORWARD_WORKERS; 1), --max_batch_size (CLIP_MAX_BATCH_SIZE; 32), --max_batch_delay_ms
 (CLIP_MAX_BATCH_DELAY_MS; 0), --max_items per request (CLIP_MAX_ITEMS; 64), --max_image_pixels
 (CLIP_MAX_IMAGE_PIXELS; 40 000 000), --max_text_chars (CLIP_MAX_TEXT_CHARS; 2000), --max_queue_items
 items held at once, past it 503 + Retry-After / gRPC UNAVAILABLE at once (CLIP_MAX_QUEUE_ITEMS; 256),

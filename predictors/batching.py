@@ -3,6 +3,11 @@
 Each item carries its own future, so results cannot cross between requests, and a request's items may
 span several batches. A batch closes when it holds `max_batch_size` items or when its first item has
 waited `max_delay_s`; items that queued up while the previous pass ran are taken at once.
+
+With `workers` > 1, that many loops take batches from the one queue and up to that many forward passes
+run at once, each in its own worker thread. Batches are collected one at a time (a lock), so a batch
+fills before the next loop starts one. `thread_init` runs once in each worker thread, before its first
+pass: torch's intra-op thread count is per OS thread, so that is where it is set.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ class _Pending(Generic[T]):
 class DynamicBatcher(Generic[T]):
     """Queue items from any number of requests and encode them in batches with `encode`.
 
-    `encode(items)` runs in a dedicated worker thread and returns one row per item.
+    `encode(items)` runs in one of `workers` dedicated threads and returns one row per item; it must be
+    safe to call from several threads at once when `workers` > 1 (a torch model in inference mode is).
     """
 
     def __init__(
@@ -44,14 +50,21 @@ class DynamicBatcher(Generic[T]):
         model_name: str,
         max_batch_size: int,
         max_delay_s: float,
+        workers: int = 1,
+        thread_init: Callable[[], None] | None = None,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self._encode = encode
         self._model_name = model_name
         self._max_batch_size = max_batch_size
         self._max_delay_s = max_delay_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{model_name}-forward")
+        self._workers = workers
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=f"{model_name}-forward", initializer=thread_init
+        )
         self._queue: asyncio.Queue[_Pending[T]] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
 
     async def submit(self, items: Sequence[T]) -> np.ndarray:
         """Encode `items`, batched with whatever else is queued; returns an array of one row per item."""
@@ -67,14 +80,21 @@ class DynamicBatcher(Generic[T]):
         return np.stack(rows)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for task in self._loops:
+            task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _ensure_worker(self) -> asyncio.Queue[_Pending[T]]:
-        if self._queue is None or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._run(self._queue), name=f"{self._model_name}-batcher")
+        # (Re)started on first use in a running event loop, and again if that loop went away.
+        if self._queue is None or not self._loops or any(t.done() for t in self._loops):
+            for task in self._loops:
+                task.cancel()
+            queue, collecting = asyncio.Queue[_Pending[T]](), asyncio.Lock()
+            self._queue = queue
+            self._loops = [
+                asyncio.create_task(self._run(queue, collecting), name=f"{self._model_name}-batcher-{i}")
+                for i in range(self._workers)
+            ]
         return self._queue
 
     async def _collect(self, queue: asyncio.Queue[_Pending[T]]) -> list[_Pending[T]]:
@@ -93,10 +113,11 @@ class DynamicBatcher(Generic[T]):
                 break
         return [p for p in batch if not p.future.done()]  # drop items of cancelled requests
 
-    async def _run(self, queue: asyncio.Queue[_Pending[T]]) -> None:
+    async def _run(self, queue: asyncio.Queue[_Pending[T]], collecting: asyncio.Lock) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect(queue)
+            async with collecting:  # one batch collected at a time; passes then run side by side
+                batch = await self._collect(queue)
             if not batch:
                 continue
             started = time.monotonic()

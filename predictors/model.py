@@ -8,6 +8,7 @@ decimal string over gRPC, whose `InferParameter` has no floating-point field).
 from __future__ import annotations
 
 from abc import abstractmethod
+from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -27,6 +28,12 @@ from .settings import Settings
 T = TypeVar("T")
 
 
+def threads_per_pass(num_threads: int, forward_workers: int) -> int:
+    """Torch intra-op threads of each forward pass: `num_threads`, or (0) the process's torch default
+    (one per core) divided among the passes that may run at once."""
+    return num_threads or max(1, torch.get_num_threads() // forward_workers)
+
+
 class ClipModel(Model, Generic[T]):
     """One CLIP tower served over the Open Inference Protocol with dynamic batching."""
 
@@ -36,11 +43,14 @@ class ClipModel(Model, Generic[T]):
         super().__init__(settings.model_name)
         self.settings = settings
         self.loaded = loaded
+        self.threads_per_pass = threads_per_pass(settings.num_threads, settings.forward_workers)
         self.batcher: DynamicBatcher[T] = DynamicBatcher(
             self._encode_numpy,
             model_name=settings.model_name,
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_batch_delay_ms / 1000,
+            workers=settings.forward_workers,
+            thread_init=partial(torch.set_num_threads, self.threads_per_pass),
         )
         self.admission = Admission(settings.model_name, settings.max_queue_items)
         self.info: dict[str, Any] = {

@@ -32,7 +32,8 @@ Kind = Literal["image", "text"]
 MODEL_MOUNT = Path("/mnt/models")
 
 DEFAULT_PORTS: dict[Kind, tuple[int, int]] = {"image": (8001, 9001), "text": (8002, 9002)}
-DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: torch's default, one per core
+DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: torch's default split among workers
+DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 1, "text": 1}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Settings:
     device: str
     precision: str
     num_threads: int
+    forward_workers: int
     max_batch_size: int
     max_batch_delay_ms: float
     max_items: int
@@ -116,7 +118,14 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         "--num_threads",
         type=int,
         default=_env("CLIP_NUM_THREADS", DEFAULT_THREADS[kind]),
-        help="torch intra-op threads; 0 keeps torch's default (one per core)",
+        help="torch intra-op threads of each forward pass; 0: torch's default (one per core) divided "
+        "among --forward_workers",
+    )
+    add(
+        "--forward_workers",
+        type=_positive(int),
+        default=_env("CLIP_FORWARD_WORKERS", DEFAULT_FORWARD_WORKERS[kind]),
+        help="forward passes run at once, each on its own batch and thread (1 on a GPU)",
     )
     add(
         "--max_batch_size",
@@ -192,6 +201,7 @@ def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
         device=args.device,
         precision=args.precision,
         num_threads=args.num_threads,
+        forward_workers=args.forward_workers,
         max_batch_size=args.max_batch_size,
         max_batch_delay_ms=args.max_batch_delay_ms,
         max_items=args.max_items,

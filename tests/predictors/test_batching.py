@@ -1,17 +1,24 @@
-"""Concurrent requests share forward passes, and each still gets exactly its own embeddings."""
+"""Concurrent requests share forward passes, and each still gets exactly its own embeddings.
+
+With --forward_workers 2, two forward passes run at once and every item still gets its own row.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import re
+import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+import torch
 
+from predictors.batching import DynamicBatcher
 from tests.support.procs import Server
 
 from .conftest import serve
@@ -26,6 +33,11 @@ ARGS = ("--max_batch_size", str(MAX_BATCH), "--max_batch_delay_ms", "20")
 @pytest.fixture(scope="module")
 def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
     yield from serve("image", tiny_dir, log_dir, *ARGS)
+
+
+@pytest.fixture(scope="module")
+def image_server_2_workers(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+    yield from serve("image", tiny_dir, log_dir, *ARGS, "--forward_workers", "2")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +91,17 @@ def test_64_concurrent_texts_each_get_their_own_embedding(text_server: Server, t
     assert_batched(text_server, "clip-text")
 
 
-def test_64_concurrent_images_each_get_their_own_embedding(image_server: Server, tiny_ref: Reference) -> None:
+@pytest.mark.parametrize("server", ["image_server", "image_server_2_workers"])
+def test_64_concurrent_images_each_get_their_own_embedding(
+    server: str, tiny_ref: Reference, request: pytest.FixtureRequest
+) -> None:
+    image_server: Server = request.getfixturevalue(server)
     images = [encode(distinct_image(100 + i)) for i in range(64)]
     got = asyncio.run(infer_each(image_server, "image", [base64.b64encode(i).decode() for i in images]))
     assert_same_embeddings(np.concatenate(got), tiny_ref.images(images))
     assert_batched(image_server, "clip-image")
+    queued = httpx.get(f"http://127.0.0.1:{image_server.ports['http']}/metrics").text
+    assert 'clip_queued_items{model_name="clip-image"} 0.0' in queued  # every admitted item released
 
 
 def test_many_items_in_one_request_keep_their_order(text_server: Server, tiny_ref: Reference) -> None:
@@ -96,3 +114,89 @@ def test_many_items_in_one_request_keep_their_order(text_server: Server, tiny_re
     out = r.json()["outputs"][0]
     assert out["shape"] == [len(texts), 64]
     assert_same_embeddings(np.array(out["data"]).reshape(out["shape"]), tiny_ref.texts(texts))
+
+
+class OverlapProbe:
+    """A test encoder: each item's row is [item, item]; records passes in flight and torch threads.
+
+    With `meet` > 1 every pass waits at a barrier until `meet` passes are inside at once, so the test
+    passes only if they really overlap (and fails with BrokenBarrierError, not a flaky timing, if not).
+    """
+
+    def __init__(self, meet: int = 1) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+        self.threads: set[int] = set()
+        self.torch_threads: set[int] = set()
+        self.barrier = threading.Barrier(meet, timeout=30) if meet > 1 else None
+
+    def __call__(self, items: list[int]) -> np.ndarray:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.threads.add(threading.get_ident())
+            self.torch_threads.add(torch.get_num_threads())
+        try:
+            if self.barrier is not None:
+                self.barrier.wait()
+            return np.array([[x, x] for x in items], dtype=np.float32)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def batcher(probe: OverlapProbe, workers: int, max_batch_size: int) -> DynamicBatcher[int]:
+    return DynamicBatcher(
+        probe,
+        model_name="probe",
+        max_batch_size=max_batch_size,
+        max_delay_s=0.0,
+        workers=workers,
+        thread_init=partial(torch.set_num_threads, 1),
+    )
+
+
+def test_two_workers_run_two_forward_passes_at_once() -> None:
+    probe = OverlapProbe(meet=2)  # every pass blocks until a second one is in flight
+    b = batcher(probe, workers=2, max_batch_size=1)
+
+    async def main() -> list[np.ndarray]:
+        return await asyncio.gather(*(b.submit([i]) for i in range(8)))
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        b.close()
+    assert [r.tolist() for r in got] == [[[i, i]] for i in range(8)]
+    assert probe.most_in_flight == 2 and len(probe.threads) == 2
+    assert probe.torch_threads == {1}  # thread_init ran in each worker thread
+
+
+def test_one_worker_never_overlaps() -> None:
+    probe = OverlapProbe()
+    b = batcher(probe, workers=1, max_batch_size=1)
+
+    async def main() -> list[np.ndarray]:
+        return await asyncio.gather(*(b.submit([i]) for i in range(8)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        b.close()
+    assert probe.most_in_flight == 1 and len(probe.threads) == 1
+
+
+def test_many_workers_keep_every_item_with_its_request() -> None:
+    probe = OverlapProbe()
+    b = batcher(probe, workers=4, max_batch_size=5)
+    requests = [list(range(100 * r, 100 * r + 1 + r % 7)) for r in range(64)]  # 1 to 7 items each
+
+    async def main() -> list[np.ndarray]:
+        return await asyncio.gather(*(b.submit(items) for items in requests))
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        b.close()
+    for items, rows in zip(requests, got, strict=True):
+        assert rows.tolist() == [[x, x] for x in items]

@@ -15,6 +15,13 @@ def test_defaults_per_predictor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (text.model_name, text.http_port, text.grpc_port) == ("clip-text", 8002, 9002)
     assert (image.max_items, image.max_image_pixels, text.max_text_chars) == (64, 40_000_000, 2000)
     assert image.device == "auto" and image.precision == "auto" and not image.latency_logging
+    assert (image.forward_workers, text.forward_workers) == (1, 1)
+
+
+def test_forward_workers_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIP_FORWARD_WORKERS", "3")
+    assert read_settings("image", []).forward_workers == 3
+    assert read_settings("image", ["--forward_workers", "2"]).forward_workers == 2
 
 
 def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +36,12 @@ def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("env", "args"),
-    [({"CLIP_MAX_ITEMS": "many"}, []), ({}, ["--max_batch_size", "0"]), ({"CLIP_DEVICE": "tpu"}, [])],
+    [
+        ({"CLIP_MAX_ITEMS": "many"}, []),
+        ({}, ["--max_batch_size", "0"]),
+        ({"CLIP_DEVICE": "tpu"}, []),
+        ({}, ["--forward_workers", "0"]),
+    ],
 )
 def test_bad_values_are_refused(
     env: dict[str, str], args: list[str], monkeypatch: pytest.MonkeyPatch
