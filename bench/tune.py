@@ -1,8 +1,10 @@
 """Choose the predictors' threading and batch-delay defaults: the same service under each setting, one run.
 
     python -m bench.tune --model vit-b-32 --threads 1,2 --delays 0,5 --concurrency 1,32
+    python -m bench.tune --model vit-b-32 --threads 0/1 --delays 0 --workers 1,2
 
-Starts one image + text predictor pair and a gateway per (torch threads, --max_batch_delay_ms) variant,
+Starts one image + text predictor pair and a gateway per (torch threads, --max_batch_delay_ms, image
+--forward_workers) variant,
 all at once, and measures POST /compare/ (distinct short texts) at each concurrency, every variant
 in turn, twice (the second round in reverse order, so that drift hits all alike); reports the mean.
 Writes bench/results/tune-<model>.json and .md.
@@ -39,6 +41,7 @@ def main() -> None:
         "OMP_WAIT_POLICY=PASSIVE (no spinning at barriers)",
     )
     p.add_argument("--delays", default="0,2,5", help="--max_batch_delay_ms values")
+    p.add_argument("--workers", default="1", help="image predictor's --forward_workers values")
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--warmup-s", type=float, default=3.0)
     p.add_argument("--measure-s", type=float, default=8.0)
@@ -48,16 +51,19 @@ def main() -> None:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     label, flags = MODELS[args.model]
-    variants = list(itertools.product(args.threads.split(","), args.delays.split(",")))
+    variants = list(
+        itertools.product(args.threads.split(","), args.delays.split(","), args.workers.split(","))
+    )
     stacks = []
-    for t, d in variants:
+    for t, d, w in variants:
         image_t, _, text_t = t.rstrip("p").partition("/")
-        tag = f"t{t.replace('/', '-')}-d{d}"
+        tag = f"t{t.replace('/', '-')}-d{d}-w{w}"
         env = {"OMP_WAIT_POLICY": "PASSIVE"} if t.endswith("p") else {}
-        image = predictor("image", f"image-{tag}", flags, _extra(image_t, d))
+        image = predictor("image", f"image-{tag}", flags, [*_extra(image_t, d), "--forward_workers", w])
         text = predictor("text", f"text-{tag}", flags, _extra(text_t or image_t, d))
         image.env = text.env = env
         name = f"{t} torch threads{' (OMP passive)' if env else ''}, delay {d} ms"
+        name += f", {w} image forward workers" if w != "1" else ""
         stacks.append((name, image, text, gateway(f"gw-{tag}", image, text, True)))
     procs = [p for _, *trio in stacks for p in trio]
     bodies = CompareBodies(photos(16), zero_shot=False)
