@@ -10,6 +10,13 @@ concurrency 32 (p50 ms at concurrency 1), torch threads image/text: 1/1 8.3 (127
 2/1 16.0 (119), 2/2 with OMP_WAIT_POLICY=PASSIVE 16.0 (153).
 The image tower is ~90% of the work, so it gets every core (torch's default); the text tower gets one
 thread, so that when both run at once its spinning OpenMP barrier does not steal the image's core.
+Forward workers (`--forward_workers`, image predictor; `python -m bench.tune --model vit-b-32 --threads
+0/1 --delays 0 --workers 1,2`, quiet machine, load ~2.4): 1 worker x 2 threads vs 2 workers x 1 thread
+each, req/s at concurrency 32 (p50 ms): 14.6 (2138) vs 15.2 (3151; rounds 16.6 and 13.8), at
+concurrency 1 p50 116 vs 142 ms. The in-process limit measured right after: 17.9 pairs/s (2 pipelines
+x 1 thread, batch 8) vs 16.6 (one pipeline, 2 threads, batch 32), i.e. 0.82 vs 0.85 of it. A gain
+within the noise, a clear loss in latency (a 1-thread pass of a full batch takes twice as long, and its
+items wait for it while the other worker serves later arrivals): the default stays 1; on a GPU keep 1.
 Batch delay: a CPU forward pass takes 3 ms (demo model) to 100s of ms (ViT-B-32), so items queue up
 while one runs and are batched anyway; a delay only adds latency when little is queued (demo model,
 concurrency 1, p50: 12 ms at 0 ms delay vs 17.5 and 26.7 ms at 2 and 5 ms; noisy machine). On a GPU,
