@@ -91,6 +91,7 @@ def main() -> None:
         }
         for name, by_c in points.items()
     }
+    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"tune-{args.model}"
     stem.with_suffix(".json").write_text(
         json.dumps({"model": label, "summary": summary, "points": points}, indent=2)
