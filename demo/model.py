@@ -48,21 +48,31 @@ def preprocess() -> Any:
     return image_transform_v2(PreprocessCfg(**PREPROCESS_CFG), is_train=False)
 
 
-def save(model: torch.nn.Module, out: Path) -> Path:
-    """Write `model` as an open_clip model directory: JSON config plus fp16 safetensors, mode 0644."""
+def write_dir(
+    out: Path,
+    model: torch.nn.Module,
+    model_cfg: dict[str, Any],
+    preprocess_cfg: dict[str, Any],
+    *,
+    fp16: bool,
+) -> Path:
+    """Write an open_clip model directory: JSON config plus safetensors weights (fp16 or as they are)."""
     out.mkdir(parents=True, exist_ok=True)
-    config = {"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG}
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     weights = out / WEIGHTS_FILE
     state = {
-        k: v.detach().to(torch.float16).contiguous()
+        k: (v.detach().to(torch.float16) if fp16 and v.is_floating_point() else v.detach()).contiguous()
         for k, v in model.state_dict().items()
-        if v.is_floating_point()
     }
-    state.update({k: v.contiguous() for k, v in model.state_dict().items() if not v.is_floating_point()})
     save_file(state, str(weights))
     os.chmod(weights, 0o644)  # safetensors writes 0600; a server running as another user must read it
     return out
+
+
+def save(model: torch.nn.Module, out: Path) -> Path:
+    """Write the demo `model` as an open_clip model directory, weights in fp16, mode 0644."""
+    return write_dir(out, model, MODEL_CFG, PREPROCESS_CFG, fp16=True)
 
 
 def load(model_dir: Path) -> tuple[open_clip.CLIP, Any, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +29,22 @@ TINY_VIT: dict[str, Any] = {
 def write_model_dir(
     path: Path, model_cfg: dict[str, Any], seed: int = 0, preprocess_cfg: dict[str, Any] | None = None
 ) -> Path:
-    """Write an open_clip model directory (Hugging Face hub layout) with seeded random weights."""
+    """Write an open_clip model directory (Hugging Face hub layout) with seeded random fp32 weights."""
     import open_clip
     import torch
-    from safetensors.torch import save_file
+
+    from demo.model import write_dir
 
     torch.manual_seed(seed)
     model = open_clip.CLIP(**model_cfg)
-    path.mkdir(parents=True, exist_ok=True)
-    image_size = model_cfg["vision_cfg"]["image_size"]
-    config = {
-        "model_cfg": model_cfg,
-        "preprocess_cfg": preprocess_cfg
-        or {
-            "size": image_size,
-            "mean": list(open_clip.OPENAI_DATASET_MEAN),
-            "std": list(open_clip.OPENAI_DATASET_STD),
-            "interpolation": "bicubic",
-            "resize_mode": "shortest",
-        },
+    default_preprocess = {
+        "size": model_cfg["vision_cfg"]["image_size"],
+        "mean": list(open_clip.OPENAI_DATASET_MEAN),
+        "std": list(open_clip.OPENAI_DATASET_STD),
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
     }
-    (path / "open_clip_config.json").write_text(json.dumps(config, indent=2))
-    weights = path / "open_clip_model.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    os.chmod(weights, 0o644)
-    return path
+    return write_dir(path, model, model_cfg, preprocess_cfg or default_preprocess, fp16=False)
 
 
 def write_tiny_model(path: Path, seed: int = 0) -> Path:
