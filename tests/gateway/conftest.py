@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -18,9 +19,9 @@ def fake() -> FakePredictors:
     return FakePredictors()
 
 
-@pytest.fixture
-def make_client(fake: FakePredictors) -> Iterator[MakeClient]:
-    """A TestClient over a gateway wired to `fake`; keyword arguments override settings."""
+@contextmanager
+def clients_over(fake: FakePredictors) -> Iterator[MakeClient]:
+    """Make TestClients over gateways wired to `fake` (keyword arguments override settings); closed after."""
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
@@ -30,9 +31,18 @@ def make_client(fake: FakePredictors) -> Iterator[MakeClient]:
         clients.append(client)
         return client
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def make_client(fake: FakePredictors) -> Iterator[MakeClient]:
+    """A TestClient over a gateway wired to `fake`; keyword arguments override settings."""
+    with clients_over(fake) as make:
+        yield make
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.settings import Settings
-from tests.gateway.fakes import IMAGE_URL, TEXT_URL, FakePredictors, png
+from tests.gateway.conftest import MakeClient, clients_over
+from tests.gateway.fakes import FakePredictors, png
 
 LABELS = [f"a photo of a {c} {s}" for c in ("red", "green") for s in ("circle", "square", "star")]
 
@@ -48,19 +47,9 @@ def fakes() -> IdentifiedFakes:
 
 
 @pytest.fixture
-def make(fakes: IdentifiedFakes) -> Iterator[Any]:
-    clients: list[TestClient] = []
-
-    def make_client(**overrides: Any) -> TestClient:
-        settings = Settings(image_predictor_url=IMAGE_URL, text_predictor_url=TEXT_URL, **overrides)
-        client = TestClient(create_app(settings, transport=fakes.transport()), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make_client
-    for client in clients:
-        client.__exit__(None, None, None)
+def make(fakes: IdentifiedFakes) -> Iterator[MakeClient]:
+    with clients_over(fakes) as make:
+        yield make
 
 
 def compare(client: TestClient, image: bytes, texts: list[str]) -> dict[str, Any]:
