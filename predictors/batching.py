@@ -5,9 +5,12 @@ span several batches. A batch closes when it holds `max_batch_size` items or whe
 waited `max_delay_s`; items that queued up while the previous pass ran are taken at once.
 
 With `workers` > 1, that many loops take batches from the one queue and up to that many forward passes
-run at once, each in its own worker thread. Batches are collected one at a time (a lock), so a batch
-fills before the next loop starts one. `thread_init` runs once in each worker thread, before its first
-pass: torch's intra-op thread count is per OS thread, so that is where it is set.
+run at once, each in its own worker thread. A pass then holds at most `max_batch_size / workers` items
+(rounded up): a full queue is shared among the workers instead of one pass taking it all while the
+others wait. Batches are collected one at a time (a lock), so a batch fills before the next loop
+starts one. `before_pass(alone)` runs in the worker thread before each pass; `alone` says that no
+other pass is running and nothing is left queued, so this pass may use every core (torch's
+intra-op thread count is per OS thread, so that is where it is set).
 """
 
 from __future__ import annotations
@@ -51,18 +54,18 @@ class DynamicBatcher(Generic[T]):
         max_batch_size: int,
         max_delay_s: float,
         workers: int = 1,
-        thread_init: Callable[[], None] | None = None,
+        before_pass: Callable[[bool], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self._encode = encode
         self._model_name = model_name
-        self._max_batch_size = max_batch_size
+        self._pass_size = max(1, -(-max_batch_size // workers))
         self._max_delay_s = max_delay_s
         self._workers = workers
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=f"{model_name}-forward", initializer=thread_init
-        )
+        self._before_pass = before_pass
+        self._in_flight = 0
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{model_name}-forward")
         self._queue: asyncio.Queue[_Pending[T]] | None = None
         self._loops: list[asyncio.Task[None]] = []
 
@@ -100,7 +103,7 @@ class DynamicBatcher(Generic[T]):
     async def _collect(self, queue: asyncio.Queue[_Pending[T]]) -> list[_Pending[T]]:
         batch = [await queue.get()]
         deadline = batch[0].enqueued + self._max_delay_s
-        while len(batch) < self._max_batch_size:
+        while len(batch) < self._pass_size:
             if not queue.empty():
                 batch.append(queue.get_nowait())
                 continue
@@ -123,16 +126,24 @@ class DynamicBatcher(Generic[T]):
             started = time.monotonic()
             for p in batch:
                 QUEUE_SECONDS.labels(self._model_name).observe(started - p.enqueued)
+            alone = self._in_flight == 0 and queue.empty()
+            self._in_flight += 1
             try:
-                rows = await loop.run_in_executor(self._executor, self._timed_encode, [p.item for p in batch])
+                rows = await loop.run_in_executor(
+                    self._executor, self._timed_encode, [p.item for p in batch], alone
+                )
             except Exception as e:
                 INFERENCE_ERRORS.labels(self._model_name, "forward").inc()
                 logger.exception("forward pass of %d items failed", len(batch))
                 _settle(batch, error=e)
             else:
                 _settle(batch, rows=rows)
+            finally:
+                self._in_flight -= 1
 
-    def _timed_encode(self, items: list[T]) -> np.ndarray:
+    def _timed_encode(self, items: list[T], alone: bool) -> np.ndarray:
+        if self._before_pass is not None:
+            self._before_pass(alone)
         started = time.perf_counter()
         rows = self._encode(items)
         INFERENCE_SECONDS.labels(self._model_name).observe(time.perf_counter() - started)

@@ -122,10 +122,12 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
         "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s, batches up to %d items within %g ms, "
-        "%d forward pass(es) at once with %d torch threads each, at most %d items held, HTTP :%d gRPC :%s",
+        "up to %d forward pass(es) at once on %d torch threads (%d each when they overlap), at most %d "
+        "items held, HTTP :%d gRPC :%s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
         str(loaded.dtype).removeprefix("torch."), settings.max_batch_size, settings.max_batch_delay_ms,
-        settings.forward_workers, model.threads_per_pass, settings.max_queue_items, settings.http_port,
+        model.threads.workers, model.threads.total, model.threads.shared, settings.max_queue_items,
+        settings.http_port,
         settings.grpc_port if kserve_args["enable_grpc"] else "off",
     )  # fmt: skip
     server = ClipModelServer(

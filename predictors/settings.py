@@ -10,13 +10,12 @@ concurrency 32 (p50 ms at concurrency 1), torch threads image/text: 1/1 8.3 (127
 2/1 16.0 (119), 2/2 with OMP_WAIT_POLICY=PASSIVE 16.0 (153).
 The image tower is ~90% of the work, so it gets every core (torch's default); the text tower gets one
 thread, so that when both run at once its spinning OpenMP barrier does not steal the image's core.
-Forward workers (`--forward_workers`, image predictor; `python -m bench.tune --model vit-b-32 --threads
-0/1 --delays 0 --workers 1,2`, quiet machine, load ~2.4): 1 worker x 2 threads vs 2 workers x 1 thread
-each, req/s at concurrency 32 (p50 ms): 14.6 (2138) vs 15.2 (3151; rounds 16.6 and 13.8), at
-concurrency 1 p50 116 vs 142 ms. The in-process limit measured right after: 17.9 pairs/s (2 pipelines
-x 1 thread, batch 8) vs 16.6 (one pipeline, 2 threads, batch 32), i.e. 0.82 vs 0.85 of it. A gain
-within the noise, a clear loss in latency (a 1-thread pass of a full batch takes twice as long, and its
-items wait for it while the other worker serves later arrivals): the default stays 1; on a GPU keep 1.
+Forward workers (image predictor; `python -m bench.tune --model vit-b-32 --threads 0/1 --delays 0
+--workers 1,2 --concurrency 1,4,32`, bench/results/tune-vit-b-32-workers.md): 1 pass x 2 threads vs 2
+passes at once, each on half a full batch, with 2 threads when a pass runs alone and 1 each when they
+overlap; req/s at concurrency 1 / 4 / 32: 8.2 / 11.1 / 13.7 vs 8.9 / 11.9 / 16.1 (both rounds alike;
+image predictor CPU per request at 32: 112 vs 98 ms, no OpenMP barrier to wait at). Hence 2 workers on
+a CPU; on a GPU one pass at a time (half batches would only cost).
 Batch delay: a CPU forward pass takes 3 ms (demo model) to 100s of ms (ViT-B-32), so items queue up
 while one runs and are batched anyway; a delay only adds latency when little is queued (demo model,
 concurrency 1, p50: 12 ms at 0 ms delay vs 17.5 and 26.7 ms at 2 and 5 ms; noisy machine). On a GPU,
@@ -39,8 +38,8 @@ Kind = Literal["image", "text"]
 MODEL_MOUNT = Path("/mnt/models")
 
 DEFAULT_PORTS: dict[Kind, tuple[int, int]] = {"image": (8001, 9001), "text": (8002, 9002)}
-DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: torch's default split among workers
-DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 1, "text": 1}
+DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: torch's default (one per core)
+DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: 2 on a CPU, 1 on a GPU
 
 
 @dataclass(frozen=True)
@@ -70,22 +69,15 @@ class Settings:
     kserve_args: dict[str, Any]
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def _at_least(minimum: int, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         value = kind(raw)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {raw}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {raw}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
-
-
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {raw}")
-    return value
 
 
 def _env(name: str, default: Any) -> Any:
@@ -123,58 +115,59 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
     add("--precision", default=_env("CLIP_PRECISION", "auto"), choices=["auto", "fp32", "fp16", "bf16"])
     add(
         "--num_threads",
-        type=int,
+        type=_at_least(0, int),
         default=_env("CLIP_NUM_THREADS", DEFAULT_THREADS[kind]),
-        help="torch intra-op threads of each forward pass; 0: torch's default (one per core) divided "
-        "among --forward_workers",
+        help="torch intra-op threads of the forward passes; 0: torch's default (one per core). A pass "
+        "alone uses all of them; passes that overlap share them",
     )
     add(
         "--forward_workers",
-        type=_positive(int),
+        type=_at_least(0, int),
         default=_env("CLIP_FORWARD_WORKERS", DEFAULT_FORWARD_WORKERS[kind]),
-        help="forward passes run at once, each on its own batch and thread (1 on a GPU)",
+        help="forward passes run at once, each on its own share of a full batch and of the threads; "
+        "0: 1 on a GPU, 2 on a CPU (at most --num_threads)",
     )
     add(
         "--max_batch_size",
-        type=_positive(int),
+        type=_at_least(1, int),
         default=_env("CLIP_MAX_BATCH_SIZE", 32),
         help="largest batch one forward pass takes",
     )
     add(
         "--max_batch_delay_ms",
-        type=_non_negative_float,
+        type=_at_least(0, float),
         default=_env("CLIP_MAX_BATCH_DELAY_MS", 0.0),
         help="how long the first queued item waits for others (items queued during a pass are batched "
         "anyway)",
     )
     add(
         "--max_items",
-        type=_positive(int),
+        type=_at_least(1, int),
         default=_env("CLIP_MAX_ITEMS", 64),
         help="most items (images or texts) one request may carry",
     )
     add(
         "--max_image_pixels",
-        type=_positive(int),
+        type=_at_least(1, int),
         default=_env("CLIP_MAX_IMAGE_PIXELS", 40_000_000),
         help="largest image (width x height) decoded; larger ones are refused before decoding",
     )
     add(
         "--max_text_chars",
-        type=_positive(int),
+        type=_at_least(1, int),
         default=_env("CLIP_MAX_TEXT_CHARS", 2000),
         help="longest text in characters; longer texts are refused (long ones are token-truncated)",
     )
     add(
         "--max_queue_items",
-        type=_positive(int),
+        type=_at_least(1, int),
         default=_env("CLIP_MAX_QUEUE_ITEMS", 256),
         help="most items held at once (decoding, queued, in a forward pass); past it requests get "
         "503 + Retry-After at once. At least --max_items",
     )
     add(
         "--shutdown_grace_s",
-        type=_positive(int),
+        type=_at_least(1, int),
         default=_env("CLIP_SHUTDOWN_GRACE_S", 10),
         help="on SIGTERM, how long in-flight REST requests, then gRPC calls, may take to finish",
     )

@@ -10,7 +10,6 @@ import base64
 import re
 import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 from predictors.batching import DynamicBatcher
+from predictors.model import ThreadSplit
 from tests.support.procs import Server
 
 from .conftest import serve
@@ -128,6 +128,7 @@ class OverlapProbe:
         self.in_flight = self.most_in_flight = 0
         self.threads: set[int] = set()
         self.torch_threads: set[int] = set()
+        self.sizes: list[int] = []
         self.barrier = threading.Barrier(meet, timeout=30) if meet > 1 else None
 
     def __call__(self, items: list[int]) -> np.ndarray:
@@ -136,6 +137,7 @@ class OverlapProbe:
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
             self.threads.add(threading.get_ident())
             self.torch_threads.add(torch.get_num_threads())
+            self.sizes.append(len(items))
         try:
             if self.barrier is not None:
                 self.barrier.wait()
@@ -152,7 +154,7 @@ def batcher(probe: OverlapProbe, workers: int, max_batch_size: int) -> DynamicBa
         max_batch_size=max_batch_size,
         max_delay_s=0.0,
         workers=workers,
-        thread_init=partial(torch.set_num_threads, 1),
+        before_pass=lambda alone: torch.set_num_threads(2 if alone else 1),
     )
 
 
@@ -169,7 +171,61 @@ def test_two_workers_run_two_forward_passes_at_once() -> None:
         b.close()
     assert [r.tolist() for r in got] == [[[i, i]] for i in range(8)]
     assert probe.most_in_flight == 2 and len(probe.threads) == 2
-    assert probe.torch_threads == {1}  # thread_init ran in each worker thread
+    assert probe.torch_threads == {1}  # passes that overlap share the cores
+
+
+def test_workers_share_a_full_queue() -> None:
+    # One request of 16 items, max_batch_size 8, 2 workers: two passes of 4 at once (they meet at the
+    # barrier), then two more, instead of one pass of 8 while the other worker idles.
+    probe = OverlapProbe(meet=2)
+    b = batcher(probe, workers=2, max_batch_size=8)
+
+    async def main() -> np.ndarray:
+        return await b.submit(list(range(16)))
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        b.close()
+    assert got.tolist() == [[i, i] for i in range(16)]
+    assert probe.sizes == [4, 4, 4, 4]
+
+
+def test_a_pass_alone_gets_every_thread() -> None:
+    probe = OverlapProbe()
+    b = batcher(probe, workers=2, max_batch_size=8)
+
+    async def main() -> None:
+        for i in range(3):  # one request at a time: nothing else running or queued
+            await b.submit([i])
+
+    try:
+        asyncio.run(main())
+    finally:
+        b.close()
+    assert probe.torch_threads == {2}
+
+
+@pytest.mark.parametrize(
+    ("num_threads", "forward_workers", "device", "expected"),
+    [
+        (2, 0, "cpu", ThreadSplit(workers=2, total=2, shared=1)),  # the CPU default
+        (8, 0, "cpu", ThreadSplit(workers=2, total=8, shared=4)),
+        (1, 0, "cpu", ThreadSplit(workers=1, total=1, shared=1)),  # no thread to share
+        (8, 0, "cuda", ThreadSplit(workers=1, total=8, shared=8)),  # one pass feeds a GPU
+        (3, 3, "cuda", ThreadSplit(workers=3, total=3, shared=1)),  # an explicit count is kept
+    ],
+)
+def test_forward_workers_follow_the_device(
+    num_threads: int, forward_workers: int, device: str, expected: ThreadSplit
+) -> None:
+    assert ThreadSplit.of(num_threads, forward_workers, torch.device(device)) == expected
+
+
+def test_config_reports_the_workers(image_server_2_workers: Server) -> None:
+    url = f"http://127.0.0.1:{image_server_2_workers.ports['http']}/v2/models/clip-image/config"
+    parameters = httpx.get(url).json()["parameters"]
+    assert (parameters["forward_workers"], parameters["torch_threads"]) == (2, 1)
 
 
 def test_one_worker_never_overlaps() -> None:

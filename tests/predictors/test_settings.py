@@ -15,7 +15,7 @@ def test_defaults_per_predictor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (text.model_name, text.http_port, text.grpc_port) == ("clip-text", 8002, 9002)
     assert (image.max_items, image.max_image_pixels, text.max_text_chars) == (64, 40_000_000, 2000)
     assert image.device == "auto" and image.precision == "auto" and not image.latency_logging
-    assert (image.forward_workers, text.forward_workers) == (1, 1)
+    assert (image.forward_workers, text.forward_workers) == (0, 1)  # 0: chosen by device
 
 
 def test_forward_workers_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +40,8 @@ def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"CLIP_MAX_ITEMS": "many"}, []),
         ({}, ["--max_batch_size", "0"]),
         ({"CLIP_DEVICE": "tpu"}, []),
-        ({}, ["--forward_workers", "0"]),
+        ({}, ["--forward_workers", "-1"]),
+        ({"CLIP_NUM_THREADS": "-2"}, []),
     ],
 )
 def test_bad_values_are_refused(
