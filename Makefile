@@ -66,13 +66,15 @@ monitor: install tools ## Prometheus on 127.0.0.1:9090 scraping `make run`, with
 
 ##@ Performance
 
-.PHONY: bench bench-quick bench-tune test-bench
+.PHONY: bench bench-quick bench-tune bench-client test-bench
 bench: install ## Benchmark: real stack vs in-process limit vs batching off (~10-15 min); writes bench/results/.
 	$(PY) -m bench
 bench-quick: install ## Benchmark the demo model only, short points (under 2 min).
 	$(PY) -m bench --quick
 bench-tune: install ## Choose predictor threads and batch delay (interleaved runs; writes bench/results/tune-*).
 	$(PY) -m bench.tune --model vit-b-32 --threads 1,2,2/1 --delays 0
+bench-client: install ## Gateway client CPU per predictor call: httpx's pool vs the aiohttp transport.
+	$(PY) -m bench.client
 test-bench: install ## The benchmark harness's own test (tiny model).
 	$(PY) -m pytest tests/bench $(PYTEST_ARGS)
 

@@ -14,6 +14,7 @@ from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
 from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
+from gateway.transport import AiohttpTransport
 
 log = logging.getLogger("gateway")
 
@@ -22,6 +23,10 @@ RETRY_BACKOFF_S = (0.1, 0.2)
 # The request never reached the model: a refused or timed-out connect, or a pooled keep-alive
 # connection the server had already closed (KServe drops it after a 500). Inference is idempotent.
 CONNECTION_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+# Connections to one predictor (GATEWAY_MAX_CONCURRENCY's default, so no request waits for one); idle
+# ones are closed well before KServe's own keep-alive timeout (65 s).
+MAX_CONNECTIONS = 64
+KEEPALIVE_S = 30.0
 
 
 class PredictorClient:
@@ -44,9 +49,8 @@ class PredictorClient:
         self.client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30),
             headers={"content-type": "application/json"},
-            transport=transport,
+            transport=transport or AiohttpTransport(limit=MAX_CONNECTIONS, keepalive_s=KEEPALIVE_S),
         )
 
     async def aclose(self) -> None:
