@@ -71,8 +71,10 @@ bench: install ## Benchmark: real stack vs in-process limit vs batching off (~10
 	$(PY) -m bench
 bench-quick: install ## Benchmark the demo model only, short points (under 2 min).
 	$(PY) -m bench --quick
-bench-tune: install ## Choose predictor threads and batch delay (interleaved runs; writes bench/results/tune-*).
+bench-tune: install ## Choose predictor threads and forward workers (interleaved runs; writes bench/results/tune-*).
 	$(PY) -m bench.tune --model vit-b-32 --threads 1,2,2/1 --delays 0
+	$(PY) -m bench.tune --model vit-b-32 --threads 0/1 --delays 0 --workers 1,2 --concurrency 1,4,32 \
+		--name tune-vit-b-32-workers
 bench-client: install ## Gateway client CPU per predictor call: httpx's pool vs the aiohttp transport.
 	$(PY) -m bench.client
 test-bench: install ## The benchmark harness's own test (tiny model).

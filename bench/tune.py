@@ -7,7 +7,7 @@ Starts one image + text predictor pair and a gateway per (torch threads, --max_b
 --forward_workers) variant,
 all at once, and measures POST /compare/ (distinct short texts) at each concurrency, every variant
 in turn, twice (the second round in reverse order, so that drift hits all alike); reports the mean.
-Writes bench/results/tune-<model>.json and .md.
+Writes bench/results/tune-<model>.json and .md (or --name).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--warmup-s", type=float, default=3.0)
     p.add_argument("--measure-s", type=float, default=8.0)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--name", help="result file stem (default tune-<model>)")
     args = p.parse_args()
     on_signal = OnSignal()
     for s in (signal.SIGINT, signal.SIGTERM):
@@ -92,7 +93,7 @@ def main() -> None:
         for name, by_c in points.items()
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"tune-{args.model}"
+    stem = args.out / (args.name or f"tune-{args.model}")
     stem.with_suffix(".json").write_text(
         json.dumps({"model": label, "summary": summary, "points": points}, indent=2)
     )
