@@ -40,7 +40,7 @@ def main() -> None:
         help="torch threads per predictor (--num_threads): N, or IMAGE/TEXT; a trailing p sets "
         "OMP_WAIT_POLICY=PASSIVE (no spinning at barriers)",
     )
-    p.add_argument("--delays", default="0,2,5", help="--max_batch_delay_ms values")
+    p.add_argument("--delays", default="0,2,5", help="--max_batch_delay_ms values: N, or IMAGE/TEXT")
     p.add_argument("--workers", default="1", help="image predictor's --forward_workers values")
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--warmup-s", type=float, default=3.0)
@@ -58,10 +58,11 @@ def main() -> None:
     stacks = []
     for t, d, w in variants:
         image_t, _, text_t = t.rstrip("p").partition("/")
-        tag = f"t{t.replace('/', '-')}-d{d}-w{w}"
+        image_d, _, text_d = d.partition("/")
+        tag = f"t{t.replace('/', '-')}-d{d.replace('/', '-')}-w{w}"
         env = {"OMP_WAIT_POLICY": "PASSIVE"} if t.endswith("p") else {}
-        image = predictor("image", f"image-{tag}", flags, [*_extra(image_t, d), "--forward_workers", w])
-        text = predictor("text", f"text-{tag}", flags, _extra(text_t or image_t, d))
+        image = predictor("image", f"image-{tag}", flags, [*_extra(image_t, image_d), "--forward_workers", w])
+        text = predictor("text", f"text-{tag}", flags, _extra(text_t or image_t, text_d or image_d))
         image.env = text.env = env
         name = f"{t} torch threads{' (OMP passive)' if env else ''}, delay {d} ms"
         name += f", {w} image forward workers" if w != "1" else ""
@@ -87,7 +88,13 @@ def main() -> None:
         stop_all(procs)
     summary = {
         name: {
-            str(c): {k: sum(r[k] for r in rs) / len(rs) for k in ("requests_per_s", "p50_ms", "p95_ms")}
+            str(c): {
+                **{k: sum(r[k] for r in rs) / len(rs) for k in ("requests_per_s", "p50_ms", "p95_ms")},
+                "cpu_ms_per_request": {
+                    proc: sum(r["cpu_s_per_request"][proc] for r in rs) / len(rs) * 1000
+                    for proc in ("image", "text", "gateway")
+                },
+            }
             for c, rs in by_c.items()
         }
         for name, by_c in points.items()
@@ -98,11 +105,14 @@ def main() -> None:
         json.dumps({"model": label, "summary": summary, "points": points}, indent=2)
     )
     lines = [f"# Threading and batch delay, {label} (mean of 2 interleaved rounds)", "",
-             "| variant | concurrency | req/s | p50 ms | p95 ms |", "|---|---|---|---|---|"]  # fmt: skip
+             "| variant | concurrency | req/s | p50 ms | p95 ms | CPU ms/req image / text / gateway |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for name, by_c in summary.items():
         for conc, m in by_c.items():
+            cpu = " / ".join(f"{v:.1f}" for v in m["cpu_ms_per_request"].values())
             lines.append(
-                f"| {name} | {conc} | {m['requests_per_s']:.1f} | {m['p50_ms']:.1f} | {m['p95_ms']:.0f} |"
+                f"| {name} | {conc} | {m['requests_per_s']:.1f} | {m['p50_ms']:.1f} | {m['p95_ms']:.0f} "
+                f"| {cpu} |"
             )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -8,7 +8,6 @@ decimal string over gRPC, whose `InferParameter` has no floating-point field).
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -24,34 +23,9 @@ from .loading import LoadedModel
 from .metrics import INFERENCE_ERRORS
 from .protocol import OUTPUT_NAME, embedding_response, read_elements
 from .settings import Settings
+from .threads import ThreadSplit
 
 T = TypeVar("T")
-
-
-# On a CPU, two 1-thread passes beat one 2-thread pass (no barrier waits): see predictors.settings.
-CPU_FORWARD_WORKERS = 2
-
-
-@dataclass(frozen=True)
-class ThreadSplit:
-    """Forward passes at once, and torch threads of each: all `total` alone, else `shared`."""
-
-    workers: int
-    total: int
-    shared: int
-
-    @classmethod
-    def of(cls, num_threads: int, forward_workers: int, device: torch.device) -> ThreadSplit:
-        """`num_threads` (0: torch's default, one per core) shared among `forward_workers` (0: auto)."""
-        total = num_threads or torch.get_num_threads()
-        workers = forward_workers or (1 if device.type == "cuda" else min(CPU_FORWARD_WORKERS, total))
-        return cls(workers, total, max(1, total // workers))
-
-    def before_pass(self, alone: bool) -> None:
-        """Set the calling worker thread's torch thread count for its next pass."""
-        wanted = self.total if alone else self.shared
-        if torch.get_num_threads() != wanted:  # per OS thread; setting it costs ~0.1 ms
-            torch.set_num_threads(wanted)
 
 
 class ClipModel(Model, Generic[T]):
@@ -70,7 +44,7 @@ class ClipModel(Model, Generic[T]):
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_batch_delay_ms / 1000,
             workers=self.threads.workers,
-            before_pass=self.threads.before_pass,
+            before_pass=lambda alone: self.threads.before_pass(alone),
         )
         self.admission = Admission(settings.model_name, settings.max_queue_items)
         self.info: dict[str, Any] = {
@@ -93,8 +67,9 @@ class ClipModel(Model, Generic[T]):
         """Embeddings [len(items), D] of one batch; runs in the batcher's thread."""
 
     def load(self) -> bool:
-        """Warm up with one forward pass; the model is ready only after it."""
+        """Warm up with one forward pass (and choose the threads of a pass alone); then ready."""
         self._encode_numpy(self.warmup_items())
+        self.threads = self.threads.fastest(lambda: self._encode_numpy(self.warmup_items()))
         self.ready = True
         return self.ready
 

@@ -38,7 +38,7 @@ Kind = Literal["image", "text"]
 MODEL_MOUNT = Path("/mnt/models")
 
 DEFAULT_PORTS: dict[Kind, tuple[int, int]] = {"image": (8001, 9001), "text": (8002, 9002)}
-DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: torch's default (one per core)
+DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: one per core, see predictors.threads
 DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: 2 on a CPU, 1 on a GPU
 
 
@@ -117,8 +117,8 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         "--num_threads",
         type=_at_least(0, int),
         default=_env("CLIP_NUM_THREADS", DEFAULT_THREADS[kind]),
-        help="torch intra-op threads of the forward passes; 0: torch's default (one per core). A pass "
-        "alone uses all of them; passes that overlap share them",
+        help="torch intra-op threads of the forward passes; 0: one per core, kept for a pass alone only "
+        "if the model gains from them (timed at load). A pass alone uses all; passes that overlap share",
     )
     add(
         "--forward_workers",

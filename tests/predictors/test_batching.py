@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from predictors.batching import DynamicBatcher
-from predictors.model import ThreadSplit
 from tests.support.procs import Server
 
 from .conftest import serve
@@ -204,22 +203,6 @@ def test_a_pass_alone_gets_every_thread() -> None:
     finally:
         b.close()
     assert probe.torch_threads == {2}
-
-
-@pytest.mark.parametrize(
-    ("num_threads", "forward_workers", "device", "expected"),
-    [
-        (2, 0, "cpu", ThreadSplit(workers=2, total=2, shared=1)),  # the CPU default
-        (8, 0, "cpu", ThreadSplit(workers=2, total=8, shared=4)),
-        (1, 0, "cpu", ThreadSplit(workers=1, total=1, shared=1)),  # no thread to share
-        (8, 0, "cuda", ThreadSplit(workers=1, total=8, shared=8)),  # one pass feeds a GPU
-        (3, 3, "cuda", ThreadSplit(workers=3, total=3, shared=1)),  # an explicit count is kept
-    ],
-)
-def test_forward_workers_follow_the_device(
-    num_threads: int, forward_workers: int, device: str, expected: ThreadSplit
-) -> None:
-    assert ThreadSplit.of(num_threads, forward_workers, torch.device(device)) == expected
 
 
 def test_config_reports_the_workers(image_server_2_workers: Server) -> None:
