@@ -139,8 +139,8 @@ def _throughput(loaded: LoadedModel, cfg: Config, batches: list[int], repeats: i
     return per_batch
 
 
-def measure(loaded: LoadedModel, batches: list[int], repeats: int) -> dict[str, Any]:
-    """Pairs/s at each batch size under each core-use config; the limit is the best of all of them."""
+def measure(loaded: LoadedModel, batches: list[int], repeats: int, only: str | None = None) -> dict[str, Any]:
+    """Pairs/s at each batch size under each core-use config (or just `only`); the limit is the best."""
     size = loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
     min_side = 2 * max(size if isinstance(size, tuple | list) else (size,))
     trim = can_trim(loaded.model)
@@ -149,6 +149,8 @@ def measure(loaded: LoadedModel, batches: list[int], repeats: int) -> dict[str, 
     one_pair: dict[str, float] = {}
     with ThreadPoolExecutor(max(default_threads, 2)) as pool:
         for cfg in configs(loaded):
+            if only is not None and cfg.name != only:
+                continue
             torch.set_num_threads(cfg.torch_threads)
             sizes = [1] if cfg.towers_concurrent else batches
             results[cfg.name] = _throughput(loaded, cfg, sizes, repeats, pool, min_side, trim)
@@ -212,13 +214,18 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batches", default="1,8,32")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--only-config", help="measure only this config (its name as reported), e.g. to re-measure"
+    )
+    p.add_argument("--skip-decoding", action="store_true", help="skip the reduced-scale decoding measurement")
     args = p.parse_args()
     settings = read_settings("image", [*shlex.split(args.model_flags), "--device", args.device])
     # torch's default (one thread per core) whatever --num_threads the predictors get: the limit tries
     # every way to use the cores itself.
     loaded = load_model(settings)
-    result = measure(loaded, [int(b) for b in args.batches.split(",")], args.repeats)
-    result["reduced_decoding"] = reduced_decoding(loaded, result["min_decode_side"], args.repeats)
+    result = measure(loaded, [int(b) for b in args.batches.split(",")], args.repeats, args.only_config)
+    if not args.skip_decoding:
+        result["reduced_decoding"] = reduced_decoding(loaded, result["min_decode_side"], args.repeats)
     result["torch_threads"] = torch.get_num_threads()
     result["device"] = str(loaded.device)
     result["precision"] = str(loaded.dtype).removeprefix("torch.")

@@ -48,8 +48,19 @@ def markdown(result: dict[str, Any]) -> str:
             out += [_row(label, p, 1) for p in model[key]]
         for key in ("zero_shot_cached", "zero_shot_uncached"):
             out.append(_row(f"zero-shot, 10 texts, {key.removeprefix('zero_shot_')}", model[key], 10))
+        rounds = model["rounds"]
         out += ["", "Ratios (same run):", ""]
-        out += [f"- {k}: {v:.2f}" for k, v in model["ratios"].items()]
+        for i, (k, v) in enumerate(model["ratios"].items()):
+            if i < 2 and len(rounds) > 1:  # the two top-concurrency ratios: medians of the rounds
+                each = ", ".join(f"{r[('service / limit', 'on / off')[i]]:.2f}" for r in rounds)
+                out.append(f"- {k}: {v:.2f} (median of {len(rounds)} interleaved rounds: {each})")
+            else:
+                out.append(f"- {k}: {v:.2f}")
+        if len(rounds) > 1:
+            out += ["", "| round | in-process limit pairs/s | batching on | batching off |"]
+            out.append("|---|---|---|---|")
+            for i, r in enumerate(rounds, 1):
+                out.append(f"| {i} | {r['limit']:.1f} | {r['on']:.1f} | {r['off']:.1f} |")
         rd = bound["reduced_decoding"]
         out += [
             "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, An
     argv = [
         sys.executable, "-m", "bench", "--quick", "--model-dir", str(model), "--out", str(out),
         "--name", "t", "--concurrency", ",".join(map(str, CONCURRENCY)), "--warmup-s", "0.5",
-        "--measure-s", "1.5", "--batches", "1,4",
+        "--measure-s", "1.5", "--batches", "1,4", "--rounds", "2",
     ]  # fmt: skip
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -80,6 +81,20 @@ def test_ratios_ceiling_memory_and_decoding_are_reported(run) -> None:
     decoding = model["in_process"]["reduced_decoding"]
     assert finite_positive(decoding["speedup"]) and 0.99 <= decoding["min_cosine"] <= 1.0 + 1e-6
     assert "CPUs" in result["machine"]
+
+
+def test_the_top_ratios_are_medians_of_interleaved_rounds(run) -> None:
+    result, out = run
+    (model,) = result["models"]
+    rounds = model["rounds"]
+    assert len(rounds) == 2
+    assert all(finite_positive(r[k]) for r in rounds for k in ("limit", "on", "off"))
+    first = rounds[0]  # the main sweep's own points
+    assert first["on"] == model["batched"][-1]["requests_per_s"]
+    assert first["limit"] == model["in_process"]["best_pairs_per_s"]
+    top = f"service pairs/s at concurrency {CONCURRENCY[-1]} / in-process limit"
+    assert model["ratios"][top] == pytest.approx(statistics.median(r["on"] / r["limit"] for r in rounds))
+    assert "median of 2 interleaved rounds" in (out / "t.md").read_text()
 
 
 def test_the_cache_served_the_zero_shot_labels_and_nothing_else(run) -> None:
