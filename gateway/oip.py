@@ -1,12 +1,22 @@
-"""The Open Inference Protocol (KServe v2) JSON bodies the gateway sends and reads."""
+"""The Open Inference Protocol (KServe v2) bodies the gateway sends and reads.
+
+Requests use the binary tensor data extension (no base64, no JSON number lists: the predictors parse
+a small JSON header and the raw bytes), and ask for the embedding back in binary; a v2 server that
+answers in plain JSON is read too.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
+import struct
+import sys
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
+
+INFERENCE_HEADER = "inference-header-content-length"
+OUTPUT = "embedding"
 
 
 class MalformedResponse(ValueError):
@@ -21,34 +31,86 @@ class Embeddings:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def image_request(image: bytes, request_id: str) -> bytes:
-    """An infer body with the encoded image file as one base64 BYTES element."""
-    # base64 is JSON-safe, so the (possibly large) element is spliced in without json.dumps.
-    head = json.dumps({"id": request_id})[:-1].encode()
-    return b"".join(
-        (
-            head,
-            b', "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["',
-            base64.b64encode(image),
-            b'"]}]}',
-        )
-    )
+@dataclass(frozen=True)
+class InferBody:
+    """An infer request body with the binary tensor data extension: a JSON header, then raw tensors."""
+
+    content: bytes
+    header_length: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "content-type": "application/octet-stream",
+            INFERENCE_HEADER: str(self.header_length),
+        }
 
 
-def text_request(texts: list[str], request_id: str) -> bytes:
-    """An infer body with the texts as UTF-8 BYTES elements."""
-    body = {
-        "id": request_id,
-        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}],
-    }
-    return json.dumps(body, ensure_ascii=False).encode()
+def _bytes_request(name: str, elements: list[bytes], request_id: str) -> InferBody:
+    # BYTES elements, each behind its 4-byte little-endian length; the embedding comes back raw too.
+    raw = b"".join(b for e in elements for b in (struct.pack("<I", len(e)), e))
+    header = json.dumps(
+        {
+            "id": request_id,
+            "inputs": [
+                {
+                    "name": name,
+                    "datatype": "BYTES",
+                    "shape": [len(elements)],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "outputs": [{"name": OUTPUT, "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    return InferBody(header + raw, len(header))
+
+
+def image_request(image: bytes, request_id: str) -> InferBody:
+    """An infer body carrying the encoded image file as one BYTES element."""
+    return _bytes_request("image", [image], request_id)
+
+
+def text_request(texts: list[str], request_id: str) -> InferBody:
+    """An infer body carrying the texts as UTF-8 BYTES elements."""
+    return _bytes_request("text", [t.encode() for t in texts], request_id)
+
+
+def read_response(content: bytes, header_length: int | None, expected_rows: int) -> Embeddings:
+    """The embeddings of an infer response: binary (`header_length` = its JSON header's size) or JSON."""
+    if header_length is None:
+        return parse_embeddings(_json(content), expected_rows)
+    if not 0 < header_length <= len(content):
+        raise MalformedResponse(f"{INFERENCE_HEADER} {header_length} does not fit a {len(content)}-byte body")
+    header = _json(content[:header_length])
+    try:
+        output = next(o for o in header["outputs"] if o.get("name") == OUTPUT)
+        size = int(output["parameters"]["binary_data_size"])
+        datatype = output["datatype"]
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
+        raise MalformedResponse(f"no binary {OUTPUT} output in the response ({exc!r})") from exc
+    raw = content[header_length:]
+    if datatype != "FP32" or size != len(raw) or size % 4:
+        raise MalformedResponse(f"{OUTPUT} is {datatype} of {size} bytes, {len(raw)} after the header")
+    values = array("f", raw)
+    if sys.byteorder == "big":
+        values.byteswap()
+    output["data"] = values.tolist()
+    return parse_embeddings(header, expected_rows)
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError as exc:
+        raise MalformedResponse(f"the response is not JSON ({exc})") from exc
 
 
 def parse_embeddings(body: Any, expected_rows: int) -> Embeddings:
     """Read the `embedding` output of an infer response; raise MalformedResponse if it is not one."""
     try:
         outputs = body["outputs"]
-        output = next((o for o in outputs if o.get("name") == "embedding"), outputs[0])
+        output = next((o for o in outputs if o.get("name") == OUTPUT), outputs[0])
         rows, dim = (int(n) for n in output["shape"])
         data = output["data"]
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:

@@ -13,7 +13,7 @@ import httpx
 from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
-from gateway.oip import Embeddings, MalformedResponse, parse_embeddings
+from gateway.oip import INFERENCE_HEADER, Embeddings, InferBody, MalformedResponse, read_response
 from gateway.transport import AiohttpTransport
 
 log = logging.getLogger("gateway")
@@ -49,14 +49,13 @@ class PredictorClient:
         self.client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(timeout_s),
-            headers={"content-type": "application/json"},
             transport=transport or AiohttpTransport(limit=MAX_CONNECTIONS, keepalive_s=KEEPALIVE_S),
         )
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def infer(self, body: bytes, rows: int, request_id: str) -> Embeddings:
+    async def infer(self, body: InferBody, rows: int, request_id: str) -> Embeddings:
         """Send one infer request; return its embeddings or raise PredictorError."""
         start = time.perf_counter()
         try:
@@ -77,12 +76,12 @@ class PredictorClient:
         finally:
             self.metrics.predictor_duration.labels(self.name).observe(time.perf_counter() - start)
 
-    async def _post(self, body: bytes, request_id: str) -> httpx.Response:
+    async def _post(self, body: InferBody, request_id: str) -> httpx.Response:
         path = f"/v2/models/{self.model}/infer"
-        headers = {"x-request-id": request_id}
+        headers = {"x-request-id": request_id, **body.headers}
         for attempt in (1, 2):
             try:
-                return await self.client.post(path, content=body, headers=headers)
+                return await self.client.post(path, content=body.content, headers=headers)
             except CONNECTION_FAILURES as exc:
                 if attempt == 2:
                     raise PredictorError(
@@ -106,8 +105,9 @@ class PredictorClient:
     def _read(self, response: httpx.Response, rows: int) -> Embeddings:
         status = response.status_code
         if status == 200:
+            length = response.headers.get(INFERENCE_HEADER)
             try:
-                return parse_embeddings(response.json(), rows)
+                return read_response(response.content, int(length) if length else None, rows)
             except (MalformedResponse, ValueError) as exc:
                 raise PredictorError(
                     self.name, "bad_response", 502, f"the {self.name} predictor sent a bad response: {exc}"

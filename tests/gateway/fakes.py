@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import inspect
 import io
 import json
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -62,18 +63,42 @@ class FakePredictors:
             await asyncio.sleep(self.delay_s)
         if request.url.path.endswith("/ready"):
             return httpx.Response(200, json={"name": f"clip-{name}", "ready": True})
-        payload = json.loads(request.content)
-        data = payload["inputs"][0]["data"]
-        seeds = [base64.b64decode(d) for d in data] if name == "image" else [t.encode() for t in data]
+        header, elements = infer_request(request)
+        seeds = self.seeds(name, elements)
         flat = [x for s in seeds for x in vector(s)]
+        # Plain JSON, which a v2 server may answer even when asked for binary (the gateway reads both).
         return httpx.Response(
             200,
             json={
-                "id": payload["id"],
+                "id": header["id"],
                 "model_name": f"clip-{name}",
                 "outputs": [
                     {"name": "embedding", "datatype": "FP32", "shape": [len(seeds), DIM], "data": flat}
                 ],
-                "parameters": {"embed_dim": DIM, "logit_scale": self.logit_scale},
+                "parameters": {"embed_dim": DIM, "logit_scale": self.logit_scale, **self.identity()},
             },
         )
+
+    def seeds(self, name: str, elements: list[bytes]) -> list[bytes]:
+        """What each input's embedding is derived from: its bytes (a UTF-8 text, an image file)."""
+        return elements
+
+    def identity(self) -> dict[str, str]:
+        """Model identity parameters the answers carry (none: a predictor that reports none)."""
+        return {}
+
+
+def infer_request(request: httpx.Request) -> tuple[dict[str, Any], list[bytes]]:
+    """The JSON header and the BYTES elements of an infer request sent with the binary extension."""
+    assert request.headers["content-type"] == "application/octet-stream"
+    length = int(request.headers["inference-header-content-length"])
+    content = request.read()
+    header = json.loads(content[:length])
+    raw, elements = content[length:], []
+    assert len(raw) == header["inputs"][0]["parameters"]["binary_data_size"]
+    while raw:
+        (size,) = struct.unpack("<I", raw[:4])
+        elements.append(raw[4 : 4 + size])
+        raw = raw[4 + size :]
+    assert len(elements) == header["inputs"][0]["shape"][0]
+    return header, elements

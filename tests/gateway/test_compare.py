@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import math
 import time
 
@@ -11,7 +10,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.gateway.conftest import MakeClient
-from tests.gateway.fakes import FakePredictors, png, vector
+from tests.gateway.fakes import FakePredictors, infer_request, png, vector
 
 
 def cos(a: list[float], b: list[float]) -> float:
@@ -66,15 +65,22 @@ def test_the_original_file_bytes_and_the_request_id_reach_both_predictors(client
     (image_call,), (text_call,) = fake.calls("image"), fake.calls("text")
     assert image_call.url.path == "/v2/models/clip-image/infer"
     assert text_call.url.path == "/v2/models/clip-text/infer"
-    image_body, text_body = json.loads(image_call.content), json.loads(text_call.content)
-    assert base64.b64decode(image_body["inputs"][0]["data"][0]) == image
-    assert image_body["inputs"][0] | {"data": None} == {
+    (image_body, images), (text_body, texts) = infer_request(image_call), infer_request(text_call)
+    assert images == [image] and texts == [b"t1", b"t2"]  # the file as sent, no re-encoding
+    assert image_body["inputs"][0] == {
         "name": "image",
         "datatype": "BYTES",
         "shape": [1],
-        "data": None,
+        "parameters": {"binary_data_size": 4 + len(image)},
     }
-    assert text_body["inputs"][0] == {"name": "text", "datatype": "BYTES", "shape": [2], "data": ["t1", "t2"]}
+    assert text_body["inputs"][0] | {"parameters": None} == {
+        "name": "text",
+        "datatype": "BYTES",
+        "shape": [2],
+        "parameters": None,
+    }
+    wanted = [{"name": "embedding", "parameters": {"binary_data": True}}]
+    assert image_body["outputs"] == text_body["outputs"] == wanted
     assert image_body["id"] == text_body["id"] == "trace-42"
     assert image_call.headers["x-request-id"] == text_call.headers["x-request-id"] == "trace-42"
 

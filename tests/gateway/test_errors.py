@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.gateway.conftest import MakeClient
-from tests.gateway.fakes import DIM, FakePredictors, png, vector
+from tests.gateway.fakes import DIM, FakePredictors, infer_request, png, vector
 
 
 def compare(client: TestClient, *texts: str) -> httpx.Response:
@@ -93,7 +93,7 @@ def test_slow_predictor_is_504(make_client: MakeClient, fake: FakePredictors) ->
 
 def test_several_texts_need_logit_scale_from_the_text_predictor(make_client: MakeClient, fake) -> None:
     def no_scale(request: httpx.Request) -> httpx.Response:
-        n = len(request.read().split(b'"data": [')[1].split(b","))
+        n = len(infer_request(request)[1])
         return httpx.Response(
             200,
             json={

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.gateway.conftest import MakeClient, clients_over
-from tests.gateway.fakes import FakePredictors, png
+from tests.gateway.fakes import FakePredictors, infer_request, png
 
 LABELS = [f"a photo of a {c} {s}" for c in ("red", "green") for s in ("circle", "square", "star")]
 
@@ -24,21 +22,13 @@ class IdentifiedFakes(FakePredictors):
 
     arch: str = "model-a"
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        if not request.url.path.endswith("/infer"):
-            return await super().handle(request)
-        body = json.loads(request.content)
-        if self.arch != "model-a":  # another model: other embeddings for the same input
-            body["inputs"][0]["data"] = [
-                d if request.url.host.startswith("image") else f"{self.arch}:{d}"
-                for d in body["inputs"][0]["data"]
-            ]
-        inner = httpx.Request(request.method, request.url, json=body)
-        response = await super().handle(inner)
-        self.requests[-1] = request
-        answer = response.json()
-        answer["parameters"].update(arch=self.arch, pretrained="none")
-        return httpx.Response(response.status_code, json=answer)
+    def seeds(self, name: str, elements: list[bytes]) -> list[bytes]:
+        if self.arch == "model-a" or name == "image":
+            return elements
+        return [f"{self.arch}:".encode() + e for e in elements]  # another model: other text embeddings
+
+    def identity(self) -> dict[str, str]:
+        return {"arch": self.arch, "pretrained": "none"}
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def compare(client: TestClient, image: bytes, texts: list[str]) -> dict[str, Any
 
 
 def text_calls(fakes: FakePredictors) -> list[list[str]]:
-    return [json.loads(r.content)["inputs"][0]["data"] for r in fakes.calls("text")]
+    return [[e.decode() for e in infer_request(r)[1]] for r in fakes.calls("text")]
 
 
 def metric(client: TestClient, name: str) -> float:
