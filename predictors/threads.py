@@ -8,7 +8,6 @@ On a CPU two 1-thread passes beat one 2-thread pass under load (no OpenMP barrie
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ logger = logging.getLogger(__name__)
 
 # On a CPU, two 1-thread passes beat one 2-thread pass (no barrier waits): see predictors.settings.
 CPU_FORWARD_WORKERS = 2
-# A pass alone keeps every thread only when a 1-item pass takes at least SHORT_PASS_S on one thread and
-# is at least THREADS_PAY_OFF times faster on all of them. At load nothing else runs; in service the
-# other predictor usually runs a pass at the same time, and a short pass overlaps it entirely: then the
-# hand-offs between threads cost more than they save. Measured on 2 cores, image tower, 1-item pass:
-# ViT-B-32 125 vs 76 ms (kept: /compare/ p50 at concurrency 1 119 vs 127 ms on 1 thread);
-# the demo model 1.8 vs 1.5 ms (cut: /compare/ p50 9.1 vs 12.7 ms on 2 threads).
+# A pass alone keeps every thread only when a 1-item pass on one thread takes at least SHORT_PASS_S. In
+# service the other predictor usually runs a pass at the same time; a short pass overlaps it entirely,
+# and the hand-offs between threads then cost more than they save. Measured on 2 cores, image tower,
+# 1-item pass on 1 / 2 threads: ViT-B-32 125 / 76 ms (all kept: /compare/ p50 at concurrency 1 119 vs
+# 127 ms on 1 thread); the demo model 1.8 / 1.5 ms (cut to 1: p50 9.1 vs 12.7 ms on 2 threads). Only
+# the 1-thread time is used, the fastest of PROBE_ROUNDS: other processes starting beside this one
+# can only make a pass look longer, which keeps the threads (as before this probe), never cuts them.
 SHORT_PASS_S = 0.02
-THREADS_PAY_OFF = 1.2
 PROBE_ROUNDS = 3
 
 
@@ -34,7 +33,7 @@ PROBE_ROUNDS = 3
 class ThreadSplit:
     """Forward passes at once, and torch threads of each: `total` alone, else `shared`.
 
-    `probe`: `total` is torch's default, not the user's; `fastest` may cut it to 1 after timing passes.
+    `probe`: `total` is torch's default, not the user's; `fastest` may cut it to 1 after timing a pass.
     """
 
     workers: int
@@ -51,27 +50,26 @@ class ThreadSplit:
         return cls(workers, total, max(1, total // workers), probe)
 
     def fastest(self, one_pass: Callable[[], object]) -> ThreadSplit:
-        """This split, or 1 thread everywhere if `one_pass` is short or not much faster on `total`
-        threads (see SHORT_PASS_S)."""
+        """This split, or 1 thread everywhere if `one_pass` on 1 thread is shorter than SHORT_PASS_S."""
         if not self.probe:
             return self
-        seconds: dict[int, list[float]] = {1: [], self.total: []}
         before = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
+            seconds = []
             for _ in range(PROBE_ROUNDS):
-                for threads, times in seconds.items():
-                    torch.set_num_threads(threads)
-                    started = time.perf_counter()
-                    one_pass()
-                    times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                one_pass()
+                seconds.append(time.perf_counter() - started)
         finally:
             torch.set_num_threads(before)
-        one, every = (statistics.median(seconds[n]) for n in (1, self.total))
+        short = min(seconds) < SHORT_PASS_S
         logger.info(
-            "a 1-item pass alone: %.1f ms on 1 thread, %.1f ms on %d", one * 1e3, every * 1e3, self.total
+            "a 1-item pass on 1 thread: %.1f ms; a pass alone gets %d thread(s)",
+            min(seconds) * 1e3,
+            1 if short else self.total,
         )
-        pays = one >= SHORT_PASS_S and one >= THREADS_PAY_OFF * every
-        return self if pays else ThreadSplit(self.workers, 1, 1)
+        return ThreadSplit(self.workers, 1, 1) if short else self
 
     def before_pass(self, alone: bool) -> None:
         """Set the calling worker thread's torch thread count for its next pass."""

@@ -46,25 +46,29 @@ def pass_taking(ms_by_threads: dict[int, float]) -> tuple[list[int], Callable[[]
     return seen, one_pass
 
 
-def test_a_model_that_gains_from_threads_keeps_them() -> None:
+def test_a_model_with_long_passes_keeps_every_thread() -> None:
     split = ThreadSplit(workers=2, total=4, shared=2, probe=True)
     seen, one_pass = pass_taking({1: 40, 4: 10})
     assert split.fastest(one_pass) == split
-    assert sorted(set(seen)) == [1, 4]
+    assert set(seen) == {1}  # timed on one thread
 
 
-def test_a_model_slower_on_threads_runs_on_one() -> None:
+def test_a_model_with_short_passes_runs_on_one_thread() -> None:
     split = ThreadSplit(workers=2, total=4, shared=2, probe=True)
     before = torch.get_num_threads()
-    _, one_pass = pass_taking({1: 40, 4: 60})
+    _, one_pass = pass_taking({1: 3, 4: 1})  # faster alone on 4, but too short to gain beside other work
     assert split.fastest(one_pass) == ThreadSplit(workers=2, total=1, shared=1)
     assert torch.get_num_threads() == before  # the probe leaves the loading thread as it was
 
 
-def test_a_short_pass_runs_on_one_thread_even_if_threads_are_faster_alone() -> None:
+def test_a_pass_slowed_once_by_a_neighbour_still_counts_as_short() -> None:
     split = ThreadSplit(workers=2, total=4, shared=2, probe=True)
-    _, one_pass = pass_taking({1: 3, 4: 1})  # alone faster, but too short to gain beside other work
-    assert split.fastest(one_pass) == ThreadSplit(workers=2, total=1, shared=1)
+    times = iter([80.0, 3.0, 3.0])  # another process loading during the first pass
+
+    def one_pass() -> None:
+        time.sleep(next(times) / 1000)
+
+    assert split.fastest(one_pass).total == 1
 
 
 def test_a_count_the_user_gave_is_not_probed() -> None:
