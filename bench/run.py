@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -174,6 +175,10 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         ),
         "service p50 - in-process p50 at concurrency 1 (ms)": batched[0]["p50_ms"] - bound["p50_ms_one_pair"],
         "zero-shot pairs/s, cache on / cache off": cached["requests_per_s"] / uncached["requests_per_s"],
+        # What batching alone can give on this machine: the ceiling of batching on / off, less the
+        # per-request costs that the unbatched service pays once per item.
+        "in-process limit, best batch / batch 1 (same config)": bound["best_pairs_per_s"]
+        / bound["batches"].get("1", {}).get("pairs_per_s", math.nan),  # nan: --batches without 1
     }
     result = {
         "key": key, "name": label, "in_process": bound, "batched": batched, "unbatched": unbatched,

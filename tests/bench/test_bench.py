@@ -69,7 +69,7 @@ def test_every_point_of_the_three_lines_is_measured(run) -> None:
 def test_ratios_ceiling_memory_and_decoding_are_reported(run) -> None:
     result, _ = run
     (model,) = result["models"]
-    assert len(model["ratios"]) == 4
+    assert len(model["ratios"]) == 5
     assert all(isinstance(v, float) and math.isfinite(v) for v in model["ratios"].values())
     ceiling = result["loadgen_ceiling"]
     assert ceiling["errors"] == 0 and finite_positive(ceiling["over_fastest_service_point"])
