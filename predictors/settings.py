@@ -18,8 +18,10 @@ image predictor CPU per request at 32: 112 vs 98 ms, no OpenMP barrier to wait a
 a CPU; on a GPU one pass at a time (half batches would only cost).
 Batch delay: a CPU forward pass takes 3 ms (demo model) to 100s of ms (ViT-B-32), so items queue up
 while one runs and are batched anyway; a delay only adds latency when little is queued (demo model,
-concurrency 1, p50: 12 ms at 0 ms delay vs 17.5 and 26.7 ms at 2 and 5 ms; noisy machine). On a GPU,
-where a pass takes ~1 ms, a few ms of delay can pay: set it there.
+concurrency 1, p50: 12 ms at 0 ms delay vs 17.5 and 26.7 ms at 2 and 5 ms; noisy machine). A delay on
+the text predictor alone does not pay either (ViT-B-32, concurrency 32, 0 / 10 / 25 ms: 15.4 / 15.1 /
+15.4 req/s, text CPU 17.5 / 17.4 / 16.8 ms a request; bench/results/tune-vit-b-32-text-delay.md). On a
+GPU, where a pass takes ~1 ms, a few ms of delay can pay: set it there.
 """
 
 from __future__ import annotations
