@@ -6,6 +6,12 @@ from pathlib import Path
 from typing import Any
 
 LINES = (("batched", "service, batching on"), ("unbatched", "service, batching off (--max_batch_size 1)"))
+# Ratio names (prefixes) that are medians of the rounds, and the round key of each.
+MEDIANS = {
+    "service pairs/s at concurrency": "service / limit",
+    "batching on / batching off": "on / off",
+    "zero-shot pairs/s": "cache on / off",
+}
 
 
 def _row(label: str, point: dict[str, Any], pairs: int) -> str:
@@ -50,17 +56,26 @@ def markdown(result: dict[str, Any]) -> str:
             out.append(_row(f"zero-shot, 10 texts, {key.removeprefix('zero_shot_')}", model[key], 10))
         rounds = model["rounds"]
         out += ["", "Ratios (same run):", ""]
-        for i, (k, v) in enumerate(model["ratios"].items()):
-            if i < 2 and len(rounds) > 1:  # the two top-concurrency ratios: medians of the rounds
-                each = ", ".join(f"{r[('service / limit', 'on / off')[i]]:.2f}" for r in rounds)
+        for k, v in model["ratios"].items():
+            in_rounds = next((r for prefix, r in MEDIANS.items() if k.startswith(prefix)), None)
+            if in_rounds and len(rounds) > 1:
+                each = ", ".join(f"{r[in_rounds]:.2f}" for r in rounds)
                 out.append(f"- {k}: {v:.2f} (median of {len(rounds)} interleaved rounds: {each})")
             else:
                 out.append(f"- {k}: {v:.2f}")
         if len(rounds) > 1:
-            out += ["", "| round | in-process limit pairs/s | batching on | batching off |"]
-            out.append("|---|---|---|---|")
+            out += [
+                "",
+                "| round | in-process limit | batching on | batching off | zero-shot cached | uncached |",
+            ]
+            out.append("|---|---|---|---|---|---|")
             for i, r in enumerate(rounds, 1):
-                out.append(f"| {i} | {r['limit']:.1f} | {r['on']:.1f} | {r['off']:.1f} |")
+                rates = " | ".join(f"{r[k]:.1f}" for k in ("limit", "on", "off", "cached", "uncached"))
+                out.append(f"| {i} | {rates} |")
+            out.append("")
+            out.append(
+                "(pairs/s for the limit and batching on / off; requests/s for zero-shot, 10 pairs each)"
+            )
         rd = bound["reduced_decoding"]
         out += [
             "",

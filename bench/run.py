@@ -45,8 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rounds",
         type=int,
-        help="times the two concurrency-32 ratios are measured, each round the limit, then the service "
-        "with batching on and off; they are reported as medians (default 3, --quick 1)",
+        help="times the throughput ratios are measured, each round the limit, the service with batching "
+        "on and off at the top concurrency, zero-shot with the cache on and off; reported as medians "
+        "(default 3, --quick 1)",
     )
     p.add_argument("--predictor-args", default="", help="extra flags for every predictor, one string")
     p.add_argument("--name", help="results file name (default cpu-full / cpu-quick / cuda-full ...)")
@@ -155,26 +156,30 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         cached = point(gw, (image, text), labels, zc, "zero-shot, cache on")
         uncached = point(gw_nocache, (image, text), labels, zc, "zero-shot, cache off")
         top_c = batched[-1]["concurrency"]
-        rounds = [_round(bound["best_pairs_per_s"], batched[-1], unbatched[-1])]
-        for r in range(2, args.rounds + 1):  # the machine drifts: the top ratios again, interleaved
+        rounds = [_round(bound["best_pairs_per_s"], batched[-1], unbatched[-1], cached, uncached)]
+        for r in range(2, args.rounds + 1):  # the machine drifts: the throughput ratios again, interleaved
             bar.set_description(f"{key}: round {r}, in-process limit")
             limit = in_process(flags, args, again=bound)["best_pairs_per_s"]
             bar.update()
-            on = point(gw, (image, text), distinct, top_c, f"round {r}, batching on")
-            rounds.append(_round(limit, on, point(gw1, (image1, text1), distinct, top_c, "batching off")))
+            rounds.append(
+                _round(
+                    limit,
+                    point(gw, (image, text), distinct, top_c, f"round {r}, batching on"),
+                    point(gw1, (image1, text1), distinct, top_c, f"round {r}, batching off"),
+                    point(gw, (image, text), labels, zc, f"round {r}, zero-shot, cache on"),
+                    point(gw_nocache, (image, text), labels, zc, f"round {r}, zero-shot, cache off"),
+                )
+            )
         rss = {p.name.removeprefix(f"{key}-"): peak_rss_mb(p.pid) for p in procs}
         cache = {g.name.removeprefix(f"{key}-"): cache_counts(g.url) for g in (gw, gw_nocache, gw1)}
     finally:
         stop_all(procs)
+    median = {k: statistics.median(r[k] for r in rounds) for k in ROUND_RATIOS}
     ratios = {
-        f"service pairs/s at concurrency {top_c} / in-process limit": statistics.median(
-            r["service / limit"] for r in rounds
-        ),
-        f"batching on / batching off, pairs/s at concurrency {top_c}": statistics.median(
-            r["on / off"] for r in rounds
-        ),
+        f"service pairs/s at concurrency {top_c} / in-process limit": median["service / limit"],
+        f"batching on / batching off, pairs/s at concurrency {top_c}": median["on / off"],
         "service p50 - in-process p50 at concurrency 1 (ms)": batched[0]["p50_ms"] - bound["p50_ms_one_pair"],
-        "zero-shot pairs/s, cache on / cache off": cached["requests_per_s"] / uncached["requests_per_s"],
+        "zero-shot pairs/s, cache on / cache off": median["cache on / off"],
         # What batching alone can give on this machine: the ceiling of batching on / off, less the
         # per-request costs that the unbatched service pays once per item.
         "in-process limit, best batch / batch 1 (same config)": bound["best_pairs_per_s"]
@@ -189,11 +194,19 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
     return result, ceiling
 
 
-def _round(limit: float, on: dict[str, Any], off: dict[str, Any]) -> dict[str, float]:
-    """One round of the top-concurrency measurements: pairs/s of the limit and both services, ratios."""
-    on_s, off_s = on["requests_per_s"], off["requests_per_s"]
-    ratios = {"service / limit": on_s / limit, "on / off": on_s / off_s}
-    return {"limit": limit, "on": on_s, "off": off_s, **ratios}
+# Ratios measured in every round (their medians are reported), and the round's pairs/s they come from.
+ROUND_RATIOS = {
+    "service / limit": ("on", "limit"),
+    "on / off": ("on", "off"),
+    "cache on / off": ("cached", "uncached"),
+}
+
+
+def _round(limit: float, *points: dict[str, Any]) -> dict[str, float]:
+    """One round: pairs/s of the limit, batching on and off, zero-shot cached and uncached; ratios."""
+    on, off, cached, uncached = (p["requests_per_s"] for p in points)
+    rates = {"limit": limit, "on": on, "off": off, "cached": cached, "uncached": uncached}
+    return {**rates, **{k: rates[a] / rates[b] for k, (a, b) in ROUND_RATIOS.items()}}
 
 
 class Interrupted(BaseException):
@@ -237,7 +250,7 @@ def run(args: argparse.Namespace) -> None:
         keys = (args.models or ("demo" if args.quick else "demo,vit-b-32")).split(",")
         models = {k: MODELS[k] for k in keys}
     n_conc = len(args.concurrency.split(","))
-    total = len(models) * (1 + 2 * n_conc + 2 + 3 * (args.rounds - 1)) + 1
+    total = len(models) * (1 + 2 * n_conc + 2 + 5 * (args.rounds - 1)) + 1
     started = time.monotonic()
     result: dict[str, Any] = {"name": args.name, "machine": machine(), "device": args.device, "models": []}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -88,12 +88,15 @@ def test_the_top_ratios_are_medians_of_interleaved_rounds(run) -> None:
     (model,) = result["models"]
     rounds = model["rounds"]
     assert len(rounds) == 2
-    assert all(finite_positive(r[k]) for r in rounds for k in ("limit", "on", "off"))
+    assert all(finite_positive(r[k]) for r in rounds for k in ("limit", "on", "off", "cached", "uncached"))
     first = rounds[0]  # the main sweep's own points
     assert first["on"] == model["batched"][-1]["requests_per_s"]
     assert first["limit"] == model["in_process"]["best_pairs_per_s"]
     top = f"service pairs/s at concurrency {CONCURRENCY[-1]} / in-process limit"
     assert model["ratios"][top] == pytest.approx(statistics.median(r["on"] / r["limit"] for r in rounds))
+    cache = statistics.median(r["cached"] / r["uncached"] for r in rounds)
+    assert model["ratios"]["zero-shot pairs/s, cache on / cache off"] == pytest.approx(cache)
+    assert first["cached"] == model["zero_shot_cached"]["requests_per_s"]
     assert "median of 2 interleaved rounds" in (out / "t.md").read_text()
 
 
