@@ -1,8 +1,8 @@
 """How many forward passes run at once, and on how many torch threads each.
 
 On a CPU two 1-thread passes beat one 2-thread pass under load (no OpenMP barrier waits): see
-`predictors.settings`. A pass with nothing beside it gets every thread, if that pays for the model:
-`ThreadSplit.fastest` times both at load.
+`predictors.settings`. A pass with nothing beside it gets every thread if the model is big enough to
+gain from them: `ThreadSplit.fastest` times a 1-item pass on one thread at load.
 """
 
 from __future__ import annotations
