@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import cpu, oip
+from gateway import oip
 from gateway.admission import limit_concurrency
 from gateway.auth import require_api_key
 from gateway.errors import PredictorError
@@ -66,7 +66,7 @@ async def compare(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=True, text=True)
     assert inputs.image is not None and inputs.texts is not None
     rid, timings = request_id(request), Timings()
-    image_body = await cpu.run(len(inputs.image), oip.image_request, inputs.image, rid)
+    image_body = oip.image_request(inputs.image, rid)  # one copy of the file: no thread hop needed
     try:
         async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
             image_task = group.create_task(timings.time("image", svc.image.infer(image_body, 1, rid)))
@@ -108,10 +108,7 @@ async def embed(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=True, text=False)
     assert inputs.image is not None
     rid, timings = request_id(request), Timings()
-    image = await timings.time(
-        "image",
-        svc.image.infer(await cpu.run(len(inputs.image), oip.image_request, inputs.image, rid), 1, rid),
-    )
+    image = await timings.time("image", svc.image.infer(oip.image_request(inputs.image, rid), 1, rid))
     return JSONResponse({"embedding": image.rows[0]}, headers=timings.header())
 
 
