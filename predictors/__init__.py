@@ -6,9 +6,10 @@
 
 Flags (env; default): --model_dir (CLIP_MODEL_DIR; /mnt/models if present), --arch (CLIP_ARCH),
 --pretrained (CLIP_PRETRAINED), --device auto|cpu|cuda (CLIP_DEVICE; auto), --precision
-auto|fp32|fp16|bf16 (CLIP_PRECISION; auto = fp16 on cuda, fp32 on cpu), --num_threads torch
-threads (CLIP_NUM_THREADS; image: one per core, or 1 where the model is too small to gain, timed at
-load; text: 1), --forward_workers passes at once, sharing the threads when they overlap
+auto|fp32|fp16|bf16 (CLIP_PRECISION; auto = fp16 on cuda, fp32 on cpu), --cpu_kernels onednn|torch
+for fp32 linear layers on a CPU (CLIP_CPU_KERNELS; onednn), --num_threads torch threads
+(CLIP_NUM_THREADS; image: one per core, or 1 where the model is too small to gain, timed at load;
+text: 1), --forward_workers passes at once, sharing the threads when they overlap
 (CLIP_FORWARD_WORKERS; image: 2 on a CPU, 1 on a GPU; text: 1),
 --max_batch_size (CLIP_MAX_BATCH_SIZE; 32), --max_batch_delay_ms (CLIP_MAX_BATCH_DELAY_MS; 0), --max_items
 per request (CLIP_MAX_ITEMS; 64), --max_image_pixels (CLIP_MAX_IMAGE_PIXELS; 40 000 000), --max_text_chars

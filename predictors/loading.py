@@ -19,10 +19,13 @@ from urllib.parse import urlparse
 
 import torch
 
+from . import onednn
 from .settings import Settings
 
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HUB_PROBE_TIMEOUT_S = 3.0
+
+logger = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -42,6 +45,7 @@ class LoadedModel:
     logit_scale: float
     device: torch.device
     dtype: torch.dtype
+    kernels: str  # what runs fp32 CPU linear layers: "onednn" or "torch"
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -169,6 +173,7 @@ def load_model(settings: Settings) -> LoadedModel:
     except Exception as e:
         raise ModelLoadError(f"cannot load {src.name} (pretrained={src.reported}): {e}") from e
     model.eval()
+    kernels = _kernels(model, settings.cpu_kernels, device)
     preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     with torch.inference_mode():
         logit_scale = float(model.logit_scale.float().exp().item())
@@ -182,4 +187,16 @@ def load_model(settings: Settings) -> LoadedModel:
         logit_scale=logit_scale,
         device=device,
         dtype=next(model.parameters()).dtype,
+        kernels=kernels,
     )
+
+
+def _kernels(model: torch.nn.Module, requested: str, device: torch.device) -> str:
+    """Move fp32 CPU linear layers to oneDNN when asked and possible; says which kernels serve them."""
+    if device.type != "cpu" or requested != "onednn" or next(model.parameters()).dtype != torch.float32:
+        return "torch"
+    if not onednn.available():
+        logger.warning("--cpu_kernels onednn: this torch build lacks oneDNN; using torch's own kernels")
+        return "torch"
+    onednn.use_onednn(model)
+    return "onednn"

@@ -121,6 +121,7 @@ class ClipModel(Model, Generic[T]):
                 **self.info,
                 "device": str(self.loaded.device),
                 "precision": str(self.loaded.dtype).removeprefix("torch."),
+                "cpu_kernels": self.loaded.kernels,
                 "forward_workers": self.threads.workers,
                 "torch_threads": self.threads.total,
                 "max_items": s.max_items,

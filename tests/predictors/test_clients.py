@@ -170,6 +170,8 @@ def test_metadata_and_config_describe_the_model(tower: Tower) -> None:
     config = httpclient.InferenceServerClient(tower.http).get_model_config(tower.model)
     assert config["platform"] == "open_clip"
     assert_parameters(config["parameters"], tower)
+    assert config["parameters"]["device"] == "cpu"
+    assert config["parameters"]["cpu_kernels"] == "onednn"  # the default on a CPU, fp32
 
 
 def test_unknown_model_is_404(tower: Tower) -> None:

@@ -190,6 +190,7 @@ def test_fp16_resnet_model_dir_serves_in_fp32(fp16_resnet_dir: Path, resnet_serv
     )
     config = httpx.get(f"http://127.0.0.1:{resnet_server.ports['http']}/v2/models/clip-image/config").json()
     assert config["parameters"]["precision"] == "float32"
+    assert config["parameters"]["cpu_kernels"] == "onednn"  # the fp16 file is served as fp32
     assert torch.float16 in {
         t.dtype for t in load_file(str(fp16_resnet_dir / "open_clip_model.safetensors")).values()
     }

@@ -24,6 +24,14 @@ def test_forward_workers_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_settings("image", ["--forward_workers", "2"]).forward_workers == 2
 
 
+def test_cpu_kernels_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIP_CPU_KERNELS", raising=False)
+    assert read_settings("image", []).cpu_kernels == "onednn"
+    monkeypatch.setenv("CLIP_CPU_KERNELS", "torch")
+    assert read_settings("text", []).cpu_kernels == "torch"
+    assert read_settings("text", ["--cpu_kernels", "onednn"]).cpu_kernels == "onednn"
+
+
 def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLIP_MAX_BATCH_SIZE", "7")
     monkeypatch.setenv("CLIP_MAX_BATCH_DELAY_MS", "2.5")
@@ -42,6 +50,7 @@ def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"CLIP_DEVICE": "tpu"}, []),
         ({}, ["--forward_workers", "-1"]),
         ({"CLIP_NUM_THREADS": "-2"}, []),
+        ({}, ["--cpu_kernels", "mkl"]),
     ],
 )
 def test_bad_values_are_refused(

@@ -1,0 +1,105 @@
+"""fp32 linear layers on oneDNN instead of the BLAS that torch's CPU build links (MKL).
+
+MKL chooses its kernels by CPU vendor: on AMD it leaves AVX-512 unused, and a CLIP tower, which
+spends almost all of its time in linear layers, runs at about half the speed that oneDNN (also in
+every torch CPU build) reaches on the same cores. Measured on 2 AMD EPYC vCPUs with AVX-512, one
+thread, ViT-B-32: image tower 92 -> 46 ms an item at batch 8 and 122 -> 64 ms at batch 1; text tower
+10.9 -> 5.4 ms a text at batch 8; cosine of each embedding to torch's own path >= 0.9999998.
+
+`use_onednn(model)` re-classes every `nn.Linear` and `nn.MultiheadAttention` in place: parameters,
+state dict and `isinstance` stay as they were; only `forward` changes, and it takes torch's own path
+for any call it cannot serve the same way (other dtypes or devices, cross-attention, boolean or
+per-head masks, attention weights asked for, training).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def available() -> bool:
+    """Whether this torch build has oneDNN and its fused linear operator."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        torch.ops.mkldnn._linear_pointwise  # noqa: B018 (looked up, not called)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def _fits(x: Tensor, weight: Tensor) -> bool:
+    return x.dtype == weight.dtype == torch.float32 and x.device.type == weight.device.type == "cpu"
+
+
+class OneDnnLinear(nn.Linear):
+    """`nn.Linear` whose fp32 CPU forward runs on oneDNN."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not _fits(input, self.weight):
+            return super().forward(input)
+        return _linear(input, self.weight, self.bias)
+
+
+class OneDnnSelfAttention(nn.MultiheadAttention):
+    """`nn.MultiheadAttention` whose batch-first fp32 CPU self-attention runs its projections on oneDNN."""
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        served = (
+            key is query
+            and value is query
+            and key_padding_mask is None
+            and not need_weights
+            and not is_causal
+            and (attn_mask is None or (attn_mask.dim() == 2 and attn_mask.is_floating_point()))
+            and self.batch_first
+            and self._qkv_same_embed_dim
+            and self.bias_k is None
+            and not self.add_zero_attn
+            and not (self.training and self.dropout > 0)
+            and query.dim() == 3
+            and _fits(query, self.in_proj_weight)
+        )
+        if not served:
+            return super().forward(
+                query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal
+            )
+        n, length, width = query.shape
+        qkv = _linear(query, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, self.num_heads, width // self.num_heads).permute(2, 0, 3, 1, 4)
+        # A float mask is added to the scores, as in nn.MultiheadAttention.
+        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = out.transpose(1, 2).reshape(n, length, width)
+        return _linear(out, self.out_proj.weight, self.out_proj.bias), None
+
+
+def use_onednn(model: nn.Module) -> int:
+    """Re-class `model`'s linear and attention layers in place; returns how many were changed."""
+    changed = 0
+    for module in model.modules():
+        new: Any = None
+        if type(module) is nn.MultiheadAttention:
+            new = OneDnnSelfAttention
+        elif type(module) is nn.Linear:  # subclasses may have a forward of their own
+            new = OneDnnLinear
+        if new is not None:
+            module.__class__ = new
+            changed += 1
+    return changed
