@@ -116,9 +116,14 @@ def test_attention_answers_as_torch_for_every_call(case: str, monkeypatch: pytes
     stock, fast = stock.to(dtype), fast.to(dtype)
     query, kv = x.to(dtype), other.to(dtype)
     key = kv if cross else query
-    calls = []
+    calls: list[tuple[Any, ...]] = []
     real = onednn._linear
-    monkeypatch.setattr(onednn, "_linear", lambda *a: calls.append(a) or real(*a))
+
+    def counted(*args: Any) -> torch.Tensor:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(onednn, "_linear", counted)
     with torch.inference_mode():
         want, got = stock(query, key, key, **call_kwargs), fast(query, key, key, **call_kwargs)
     assert bool(calls) == served
