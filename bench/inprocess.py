@@ -31,6 +31,7 @@ import torch
 from bench.payloads import distinct_text, jpeg, photos
 from predictors.imaging import decode_image
 from predictors.loading import LoadedModel, load_model
+from predictors.memory import keep_freed_memory
 from predictors.settings import read_settings
 from predictors.text_encoding import can_trim, encode_text
 
@@ -221,7 +222,8 @@ def main() -> None:
     args = p.parse_args()
     settings = read_settings("image", [*shlex.split(args.model_flags), "--device", args.device])
     # torch's default (one thread per core) whatever --num_threads the predictors get: the limit tries
-    # every way to use the cores itself.
+    # every way to use the cores itself. The same kernels (load_model) and malloc settings as they have.
+    keep_freed_memory()
     loaded = load_model(settings)
     result = measure(loaded, [int(b) for b in args.batches.split(",")], args.repeats, args.only_config)
     if not args.skip_decoding:
@@ -229,6 +231,7 @@ def main() -> None:
     result["torch_threads"] = torch.get_num_threads()
     result["device"] = str(loaded.device)
     result["precision"] = str(loaded.dtype).removeprefix("torch.")
+    result["cpu_kernels"] = loaded.kernels
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

@@ -29,6 +29,7 @@ from kserve.errors import InvalidInput, ModelNotFound
 from .admission import Overloaded
 from .dataplane import ClipDataPlane
 from .loading import ModelLoadError, load_model
+from .memory import keep_freed_memory
 from .model import ClipModel
 from .settings import Kind, Settings, read_settings
 
@@ -111,6 +112,7 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
         _fail("--workers must be 1: batching needs one process per model; scale with replicas instead")
     if settings.num_threads > 0:
         torch.set_num_threads(settings.num_threads)
+    keep_freed_memory()
     try:
         loaded = load_model(settings)
         model = model_cls(settings, loaded)

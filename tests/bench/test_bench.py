@@ -64,6 +64,7 @@ def test_every_point_of_the_three_lines_is_measured(run) -> None:
     assert bound["best_batch"] in (1, 4) and finite_positive(bound["best_pairs_per_s"])
     assert finite_positive(bound["p50_ms_one_pair"]) and finite_positive(bound["cpu_s_per_pair"])
     assert bound["text_trimmed"] is True
+    assert bound["cpu_kernels"] == "onednn"  # the predictors' own kernels on this CPU
 
 
 def test_ratios_ceiling_memory_and_decoding_are_reported(run) -> None:
