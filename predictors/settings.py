@@ -3,25 +3,24 @@
 Precedence: flag > environment variable > default. KServe's own flags (`--http_port`, `--grpc_port`,
 `--model_name`, `--workers`, `--enable_latency_logging`, `--log_config_file`, ...) are accepted too.
 
-Threading and batch-delay defaults were chosen with `python -m bench.tune` (bench/results/tune-*.md) on
-2 shared CPU cores (load average 3-6 from other tests: ratios, not absolute numbers), image predictor,
-text predictor and gateway on one machine. ViT-B-32, /compare/ with distinct short texts, req/s at
-concurrency 32 (p50 ms at concurrency 1), torch threads image/text: 1/1 8.3 (127), 2/2 15.1 (154),
-2/1 16.0 (119), 2/2 with OMP_WAIT_POLICY=PASSIVE 16.0 (153).
-The image tower is ~90% of the work, so it gets every core (torch's default); the text tower gets one
-thread, so that when both run at once its spinning OpenMP barrier does not steal the image's core.
-Forward workers (image predictor; `python -m bench.tune --model vit-b-32 --threads 0/1 --delays 0
---workers 1,2 --concurrency 1,4,32`, bench/results/tune-vit-b-32-workers.md): 1 pass x 2 threads vs 2
-passes at once, each on half a full batch, with 2 threads when a pass runs alone and 1 each when they
-overlap; req/s at concurrency 1 / 4 / 32: 8.2 / 11.1 / 13.7 vs 8.9 / 11.9 / 16.1 (both rounds alike;
-image predictor CPU per request at 32: 112 vs 98 ms, no OpenMP barrier to wait at). Hence 2 workers on
-a CPU; on a GPU one pass at a time (half batches would only cost).
-Batch delay: a CPU forward pass takes 3 ms (demo model) to 100s of ms (ViT-B-32), so items queue up
+Threading and batch-delay defaults were chosen with `python -m bench.tune` (`make bench-tune`,
+bench/results/tune-*.md) on 2 shared CPU cores, image predictor, text predictor and gateway on one
+machine, oneDNN linear kernels. ViT-B-32, /compare/ with distinct short texts, req/s at concurrency 32
+(p50 ms at concurrency 1), torch threads image/text: 1/1 20.2 (78), 2/2 28.8 (67), 2/1 26.6 (68): the
+image tower is most of the work and gets every core (torch's default); the text tower gets one thread
+(2/2 vs 2/1 is within this machine's noise: it was 15.1 vs 16.0 with MKL kernels, spinning OpenMP
+barriers of the text tower stealing the image's core).
+Forward workers (image predictor; tune-vit-b-32-workers.md): 1 pass x 2 threads vs 2 passes at once,
+each on half a full batch, with 2 threads when a pass runs alone and 1 each when they overlap; req/s at
+concurrency 1 / 4 / 32: 14.4 / 19.8 / 27.4 vs 14.0 / 20.2 / 29.4 (image predictor CPU per request at 32:
+56.6 vs 54.2 ms; with MKL kernels 13.7 vs 16.1 req/s at 32). Hence 2 workers on a CPU; on a GPU one pass
+at a time (half batches would only cost).
+Batch delay: a CPU forward pass takes 2 ms (demo model) to 10s of ms (ViT-B-32), so items queue up
 while one runs and are batched anyway; a delay only adds latency when little is queued (demo model,
 concurrency 1, p50: 12 ms at 0 ms delay vs 17.5 and 26.7 ms at 2 and 5 ms; noisy machine). A delay on
-the text predictor alone does not pay either (ViT-B-32, concurrency 32, 0 / 10 / 25 ms: 15.4 / 15.1 /
-15.4 req/s, text CPU 17.5 / 17.4 / 16.8 ms a request; bench/results/tune-vit-b-32-text-delay.md). On a
-GPU, where a pass takes ~1 ms, a few ms of delay can pay: set it there.
+the text predictor alone does not pay either (ViT-B-32, concurrency 32, 0 / 10 / 25 ms: 29.9 / 29.5 /
+30.1 req/s, text CPU 9.4 / 9.0 / 8.4 ms a request, p50 at concurrency 1 67 / 76 / 74 ms;
+tune-vit-b-32-text-delay.md). On a GPU, where a pass takes ~1 ms, a few ms of delay can pay: set it there.
 """
 
 from __future__ import annotations

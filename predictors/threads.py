@@ -21,8 +21,8 @@ CPU_FORWARD_WORKERS = 2
 # A pass alone keeps every thread only when a 1-item pass on one thread takes at least SHORT_PASS_S. In
 # service the other predictor usually runs a pass at the same time; a short pass overlaps it entirely,
 # and the hand-offs between threads then cost more than they save. Measured on 2 cores, image tower,
-# 1-item pass on 1 / 2 threads: ViT-B-32 125 / 76 ms (all kept: /compare/ p50 at concurrency 1 119 vs
-# 127 ms on 1 thread); the demo model 1.8 / 1.5 ms (cut to 1: p50 9.1 vs 12.7 ms on 2 threads). Only
+# 1-item pass on 1 / 2 threads: ViT-B-32 64 / 37 ms (all kept: /compare/ p50 at concurrency 1 67 vs
+# 78 ms on 1 thread); the demo model 1.8 / 1.5 ms (cut to 1: p50 9.3 vs 12.5 ms on 2 threads). Only
 # the 1-thread time is used, the fastest of PROBE_ROUNDS: other processes starting beside this one
 # can only make a pass look longer, which keeps the threads (as before this probe), never cuts them.
 SHORT_PASS_S = 0.02
