@@ -79,6 +79,8 @@ bench-tune: install ## Choose predictor threads and forward workers (interleaved
 		--name tune-demo-threads
 	$(PY) -m bench.tune --model vit-b-32 --threads 0/1 --delays 0/0,0/10,0/25 --workers 0 --concurrency 1,32 \
 		--name tune-vit-b-32-text-delay
+	$(PY) -m bench.tune --model vit-b-32 --threads 0/1,0/2 --delays 0 --workers 0 --concurrency 1,32 \
+		--name tune-vit-b-32-text-threads
 bench-client: install ## Gateway client CPU per predictor call: httpx's pool vs the aiohttp transport.
 	$(PY) -m bench.client
 test-bench: install ## The benchmark harness's own test (tiny model).

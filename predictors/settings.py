@@ -7,9 +7,9 @@ Threading and batch-delay defaults were chosen with `python -m bench.tune` (`mak
 bench/results/tune-*.md) on 2 shared CPU cores, image predictor, text predictor and gateway on one
 machine, oneDNN linear kernels. ViT-B-32, /compare/ with distinct short texts, req/s at concurrency 32
 (p50 ms at concurrency 1), torch threads image/text: 1/1 20.2 (78), 2/2 28.8 (67), 2/1 26.6 (68): the
-image tower is most of the work and gets every core (torch's default); the text tower gets one thread
-(2/2 vs 2/1 is within this machine's noise: it was 15.1 vs 16.0 with MKL kernels, spinning OpenMP
-barriers of the text tower stealing the image's core).
+image tower is most of the work and gets every core (torch's default); the text tower gets one thread:
+image 0 (the probe) with text on 1 vs 2 threads, 30.9 vs 29.0 req/s, text CPU 8.9 vs 11.0 ms a request
+(tune-vit-b-32-text-threads.md; a text pass on 2 threads spins at OpenMP barriers on the image's core).
 Forward workers (image predictor; tune-vit-b-32-workers.md): 1 pass x 2 threads vs 2 passes at once,
 each on half a full batch, with 2 threads when a pass runs alone and 1 each when they overlap; req/s at
 concurrency 1 / 4 / 32: 14.4 / 19.8 / 27.4 vs 14.0 / 20.2 / 29.4 (image predictor CPU per request at 32:
