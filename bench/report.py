@@ -44,7 +44,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"In-process limit: {bound['best_pairs_per_s']:.1f} pairs/s at batch {bound['best_batch']}, "
             f"{bound['best_config']} ({bound['cpu_s_per_pair'] * 1000:.1f} ms CPU a pair); one pair p50 "
             f"{bound['p50_ms_one_pair']:.1f} ms ({bound['one_pair_config']}); {bound['device']} "
-            f"{bound['precision']} ({bound.get('cpu_kernels', 'torch')} linear kernels); peak RSS {bound['peak_rss_mb']:.0f} MB. Best pairs/s of each config "
+            f"{bound['precision']} ({bound.get('cpu_kernels', 'torch')} linear kernels); peak RSS "
+            f"{bound['peak_rss_mb']:.0f} MB. Best pairs/s of each config "
             ": " + "; ".join(_best(name, per) for name, per in bound["configs"].items()) + ".",
             "",
             "| run | concurrency | req/s | pairs/s | p50 ms | p95 ms | p99 ms | CPU ms/req | errors |",

@@ -123,11 +123,13 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
     if loaded.pretrained == "none":
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
-        "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s, batches up to %d items within %g ms, "
+        "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s (%s kernels), batches up to %d items "
+        "within %g ms, "
         "up to %d forward pass(es) at once on %d torch threads (%d each when they overlap), at most %d "
         "items held, HTTP :%d gRPC :%s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
-        str(loaded.dtype).removeprefix("torch."), settings.max_batch_size, settings.max_batch_delay_ms,
+        str(loaded.dtype).removeprefix("torch."), loaded.kernels, settings.max_batch_size,
+        settings.max_batch_delay_ms,
         model.threads.workers, model.threads.total, model.threads.shared, settings.max_queue_items,
         settings.http_port,
         settings.grpc_port if kserve_args["enable_grpc"] else "off",
