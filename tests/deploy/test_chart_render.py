@@ -123,6 +123,26 @@ def test_gateway_probes_and_ports_line_up(variants: dict[str, Objects]) -> None:
     assert one(objects, "Service")["spec"]["ports"][0]["targetPort"] in port_names
 
 
+@pytest.mark.parametrize(
+    ("sets", "path"),
+    [
+        ([], "/readyz"),
+        (["kserve.deploymentMode=Knative"], "/readyz"),  # minReplicas 1: nothing scales to zero
+        (["kserve.deploymentMode=Knative", "predictors.text.minReplicas=0"], "/healthz"),
+        (["predictors.image.minReplicas=0"], "/readyz"),  # Standard mode keeps one pod
+    ],
+)
+def test_gateway_readiness_never_keeps_a_scaled_to_zero_predictor_awake(sets: list[str], path: str) -> None:
+    # /readyz asks both predictors: Knative would count that probe as traffic and never scale to zero.
+    container = one(render(sets=sets), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": path, "port": "http"}
+
+
+def test_knative_variant_lets_its_predictors_sleep(variants: dict[str, Objects]) -> None:
+    container = one(variants["knative"], "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
 @pytest.mark.parametrize("mode", ["defaults", "knative"])
 def test_overload_bounds_and_text_cache_reach_the_containers(variants: dict[str, Objects], mode: str) -> None:
     for key in ("image", "text"):

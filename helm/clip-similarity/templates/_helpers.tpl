@@ -76,6 +76,16 @@ Each: key (image|text), name (InferenceService name), modelName, job (Prometheus
 {{- end }}
 
 {{/*
+"true" when a predictor may scale to zero (Knative mode, minReplicas 0), else empty.
+*/}}
+{{- define "clip-similarity.predictorsScaleToZero" -}}
+{{- $p := .Values.predictors }}
+{{- if and (eq .Values.kserve.deploymentMode "Knative") (or (eq (int $p.image.minReplicas) 0) (eq (int $p.text.minReplicas) 0)) -}}
+true
+{{- end }}
+{{- end }}
+
+{{/*
 In-cluster URL of a predictor (argument: dict "root" $ "name" <isvc name>).
 Standard mode: KServe creates Service <isvc>-predictor, port 80 -> container 8080.
 Knative mode: <isvc>-predictor.<ns>.svc.<domain> is the Knative route's cluster-local host, port 80.
