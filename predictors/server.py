@@ -124,9 +124,8 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
         "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s (%s kernels), batches up to %d items "
-        "within %g ms, "
-        "up to %d forward pass(es) at once on %d torch threads (%d each when they overlap), at most %d "
-        "items held, HTTP :%d gRPC :%s",
+        "within %g ms, up to %d forward pass(es) at once on %d torch threads (%d each when they overlap), "
+        "at most %d items held, HTTP :%d gRPC :%s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
         str(loaded.dtype).removeprefix("torch."), loaded.kernels, settings.max_batch_size,
         settings.max_batch_delay_ms,
