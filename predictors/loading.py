@@ -173,7 +173,8 @@ def load_model(settings: Settings) -> LoadedModel:
     except Exception as e:
         raise ModelLoadError(f"cannot load {src.name} (pretrained={src.reported}): {e}") from e
     model.eval()
-    kernels = _kernels(model, settings.cpu_kernels, device)
+    dtype = next(model.parameters()).dtype
+    kernels = _kernels(model, settings.cpu_kernels, device, dtype)
     preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     with torch.inference_mode():
         logit_scale = float(model.logit_scale.float().exp().item())
@@ -186,14 +187,14 @@ def load_model(settings: Settings) -> LoadedModel:
         embed_dim=int(src.model_cfg["embed_dim"]),
         logit_scale=logit_scale,
         device=device,
-        dtype=next(model.parameters()).dtype,
+        dtype=dtype,
         kernels=kernels,
     )
 
 
-def _kernels(model: torch.nn.Module, requested: str, device: torch.device) -> str:
+def _kernels(model: torch.nn.Module, requested: str, device: torch.device, dtype: torch.dtype) -> str:
     """Move fp32 CPU linear layers to oneDNN when asked and possible; says which kernels serve them."""
-    if device.type != "cpu" or requested != "onednn" or next(model.parameters()).dtype != torch.float32:
+    if device.type != "cpu" or requested != "onednn" or dtype != torch.float32:
         return "torch"
     if not onednn.available():
         logger.warning("--cpu_kernels onednn: this torch build lacks oneDNN; using torch's own kernels")
