@@ -27,6 +27,8 @@ CONNECTION_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemotePro
 # ones are closed well before KServe's own keep-alive timeout (65 s).
 MAX_CONNECTIONS = 64
 KEEPALIVE_S = 30.0
+# Weight of the newest call in `typical_s`, the moving average of successful calls' durations.
+TYPICAL_WEIGHT = 0.2
 
 
 class PredictorClient:
@@ -46,6 +48,8 @@ class PredictorClient:
         self.model = model
         self.timeout_s = timeout_s
         self.metrics = metrics
+        self.typical_s = 0.0
+        self.in_flight = 0
         self.client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(timeout_s),
@@ -58,10 +62,13 @@ class PredictorClient:
     async def infer(self, body: InferBody, rows: int, request_id: str) -> Embeddings:
         """Send one infer request; return its embeddings or raise PredictorError."""
         start = time.perf_counter()
+        self.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await self._post(body, request_id)
-            return await cpu.run(len(response.content), self._read, response, rows)
+            embeddings = await cpu.run(len(response.content), self._read, response, rows)
+            self.typical_s += TYPICAL_WEIGHT * (time.perf_counter() - start - self.typical_s)
+            return embeddings
         except PredictorError as exc:
             self.metrics.predictor_errors.labels(self.name, exc.reason).inc()
             raise
@@ -74,6 +81,7 @@ class PredictorClient:
                 f"the {self.name} predictor did not answer within {self.timeout_s:g} s",
             ) from None
         finally:
+            self.in_flight -= 1
             self.metrics.predictor_duration.labels(self.name).observe(time.perf_counter() - start)
 
     async def _post(self, body: InferBody, request_id: str) -> httpx.Response:

@@ -70,7 +70,9 @@ async def compare(request: Request) -> Response:
     try:
         async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
             image_task = group.create_task(timings.time("image", svc.image.infer(image_body, 1, rid)))
-            text_task = group.create_task(timings.time("text", svc.texts.embed(inputs.texts, rid)))
+            text_task = group.create_task(
+                timings.time("text", svc.texts.embed(inputs.texts, rid, needed_by=image_task))
+            )
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     image = image_task.result()

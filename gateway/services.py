@@ -12,6 +12,7 @@ from gateway.metrics import Metrics
 from gateway.predictor import PredictorClient
 from gateway.readiness import Readiness
 from gateway.settings import Settings
+from gateway.textbatch import TextBatcher
 from gateway.textcache import CachedTextEncoder, TextCache
 
 
@@ -40,7 +41,10 @@ class Services:
         readiness = Readiness(
             [image, text], settings.gateway_readiness_cache_s, settings.gateway_readiness_timeout_s
         )
-        texts = CachedTextEncoder(text, TextCache(settings.gateway_text_cache_size, metrics))
+        batcher = TextBatcher(
+            text, image, settings.gateway_text_batch_size, settings.gateway_text_batch_wait_ms / 1000
+        )
+        texts = CachedTextEncoder(batcher, TextCache(settings.gateway_text_cache_size, metrics))
         return cls(settings, Limits.from_settings(settings), metrics, image, text, readiness, texts)
 
     async def aclose(self) -> None:

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
 
     # Text embeddings kept by the gateway (LRU, ~4 KB each at 512 dimensions); 0 turns the cache off.
     gateway_text_cache_size: int = Field(default=4096, ge=0)
+    # Texts of concurrent /compare/ requests share one text predictor call of at most this many texts,
+    # waiting at most this long for company, and only while their images are still encoding (see
+    # gateway/textbatch.py); a wait of 0 sends each request's texts alone and at once.
+    gateway_text_batch_size: int = Field(default=32, gt=0)
+    gateway_text_batch_wait_ms: float = Field(default=250.0, ge=0)
 
     # Comma-separated bearer keys; empty means no authentication.
     gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = ()

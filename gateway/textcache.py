@@ -12,15 +12,15 @@ re-encodes the texts on a mismatch.
 
 from __future__ import annotations
 
+import asyncio
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import oip
 from gateway.metrics import Metrics
 from gateway.oip import Embeddings
-from gateway.predictor import PredictorClient
+from gateway.textbatch import TextBatcher
 
 IDENTITY_KEYS = ("arch", "pretrained", "embed_dim", "logit_scale")
 Identity = tuple[Any, ...]
@@ -84,23 +84,27 @@ class TextCache:
 class CachedTextEncoder:
     """The text predictor behind a `TextCache`: only texts not cached are sent."""
 
-    def __init__(self, client: PredictorClient, cache: TextCache) -> None:
-        self.client = client
+    def __init__(self, batcher: TextBatcher, cache: TextCache) -> None:
+        self.batcher = batcher
         self.cache = cache
 
-    async def embed(self, texts: list[str], request_id: str) -> TextResult:
+    async def embed(
+        self, texts: list[str], request_id: str, needed_by: asyncio.Future[Any] | None = None
+    ) -> TextResult:
+        """Embeddings of `texts`; those not cached may wait for company until `needed_by` is done
+        (see `TextBatcher.fetch`)."""
         if self.cache.max_entries == 0:
-            return TextResult(await self._fetch(texts, request_id), all_cached=False)
+            return TextResult(await self.batcher.fetch(texts, request_id, needed_by), all_cached=False)
         identity = self.cache.identity
         rows = self.cache.lookup(texts)
         missing = [i for i, row in enumerate(rows) if row is None]
         if not missing:
             return TextResult(Embeddings(rows, dict(self.cache.parameters)), all_cached=True)  # type: ignore[arg-type]
-        fetched = await self._fetch([texts[i] for i in missing], request_id)
+        fetched = await self.batcher.fetch([texts[i] for i in missing], request_id, needed_by)
         self.cache.store([texts[i] for i in missing], fetched)
         if len(missing) < len(texts) and identity_of(fetched.parameters) != identity:
             # The model changed under the hits: encode every text with the new one.
-            return TextResult(await self._fetch(texts, request_id), all_cached=False)
+            return TextResult(await self.batcher.fetch(texts, request_id), all_cached=False)
         for i, row in zip(missing, fetched.rows, strict=True):
             rows[i] = row
         return TextResult(Embeddings(rows, fetched.parameters), all_cached=False)  # type: ignore[arg-type]
@@ -114,9 +118,6 @@ class CachedTextEncoder:
             result.embeddings.parameters
         ):
             return result.embeddings
-        fetched = await self._fetch(texts, request_id)
+        fetched = await self.batcher.fetch(texts, request_id)
         self.cache.store(texts, fetched)
         return fetched
-
-    async def _fetch(self, texts: list[str], request_id: str) -> Embeddings:
-        return await self.client.infer(oip.text_request(texts, request_id), len(texts), request_id)

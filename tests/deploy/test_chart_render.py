@@ -149,6 +149,7 @@ def test_overload_bounds_and_text_cache_reach_the_containers(variants: dict[str,
         assert env_of(predictor_container(isvc(variants[mode], key)))["CLIP_MAX_QUEUE_ITEMS"] == "256"
     env = gateway_env(variants[mode])
     assert (env["GATEWAY_MAX_CONCURRENCY"], env["GATEWAY_TEXT_CACHE_SIZE"]) == ("64", "4096")
+    assert (env["GATEWAY_TEXT_BATCH_WAIT_MS"], env["GATEWAY_TEXT_BATCH_SIZE"]) == ("250", "32")
 
 
 def test_overload_bounds_and_text_cache_come_from_values() -> None:
@@ -158,12 +159,15 @@ def test_overload_bounds_and_text_cache_come_from_values() -> None:
             "predictors.text.maxQueueItems=512",
             "gateway.maxConcurrency=8",
             "gateway.textCacheSize=0",  # cache off
+            "gateway.textBatchWaitMs=0",  # each request's texts alone
+            "gateway.textBatchSize=64",
         ]
     )
     assert env_of(predictor_container(isvc(objects, "image")))["CLIP_MAX_QUEUE_ITEMS"] == "1000000"
     assert env_of(predictor_container(isvc(objects, "text")))["CLIP_MAX_QUEUE_ITEMS"] == "512"
     env = gateway_env(objects)
     assert (env["GATEWAY_MAX_CONCURRENCY"], env["GATEWAY_TEXT_CACHE_SIZE"]) == ("8", "0")
+    assert (env["GATEWAY_TEXT_BATCH_WAIT_MS"], env["GATEWAY_TEXT_BATCH_SIZE"]) == ("0", "64")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ def test_environment_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PREDICTOR_TIMEOUT_S", "2.5")
     monkeypatch.setenv("GATEWAY_API_KEYS", " k1, ,k2 ")
     monkeypatch.setenv("GATEWAY_MAX_TEXTS", "4")
+    monkeypatch.setenv("GATEWAY_TEXT_BATCH_WAIT_MS", "12.5")
     s = Settings()
     assert s.image_predictor_url == "http://clip-image.ns.svc:8080"
     assert s.text_predictor_url == "http://localhost:8002"
@@ -24,6 +25,7 @@ def test_environment_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     assert s.gateway_api_keys == ("k1", "k2")
     assert s.gateway_max_texts == 4
     assert s.gateway_port == 8000
+    assert (s.gateway_text_batch_wait_ms, s.gateway_text_batch_size) == (12.5, 32)
     assert "k1" not in str(s.redacted())
 
 
@@ -35,3 +37,12 @@ def test_a_bad_setting_stops_the_start_with_its_name() -> None:
     assert out.returncode == 1
     assert "text_predictor_url" in out.stderr
     assert "http://" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("GATEWAY_TEXT_BATCH_WAIT_MS", "-1"), ("GATEWAY_TEXT_BATCH_SIZE", "0")]
+)
+def test_text_batching_bounds_are_checked(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name.lower()):
+        Settings()

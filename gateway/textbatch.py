@@ -1,0 +1,138 @@
+"""The texts of concurrent `/compare/` requests, sent to the text predictor in one call.
+
+A `/compare/` request needs its text embeddings only once its image embedding is back, and the image
+call is the slower of the two. So its texts may wait for company instead of going alone: at most half
+the image call's recent duration less the text call's own (both moving averages), and at most
+`max_wait_s`. Under load the image call queues for hundreds of milliseconds and the texts of many
+requests share one call and one forward pass (ViT-B-32 at concurrency 32: ~18 texts a call instead of
+one, 2.7 ms less CPU a request in the text predictor); alone, a request's texts wait only while its
+image is surely still encoding. Should the image come back first anyway, the waiting texts go at once.
+
+A call carries at most `max_texts` texts and the first request's id. When the predictor rejects a
+shared call as bad input, each request is sent again alone, so only the one at fault gets the 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway import oip
+from gateway.errors import PredictorError
+from gateway.oip import Embeddings
+from gateway.predictor import PredictorClient
+
+
+@dataclass
+class _Waiting:
+    texts: list[str]
+    request_id: str
+    deadline: float
+    result: asyncio.Future[Embeddings] = field(default_factory=asyncio.Future)
+
+
+class TextBatcher:
+    """Sends texts to `client` (the text predictor), holding them for company while `pace` (the image
+    predictor) would make their requests wait anyway."""
+
+    def __init__(
+        self, client: PredictorClient, pace: PredictorClient, max_texts: int, max_wait_s: float
+    ) -> None:
+        self.client = client
+        self.pace = pace
+        self.max_texts = max_texts
+        self.max_wait_s = max_wait_s
+        self._queue: list[_Waiting] = []
+        self._queued_texts = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._calls: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+
+    def hold_s(self) -> float:
+        """How long texts arriving now may wait for company: not at all when no other image is in
+        flight (no company is likely, and a request alone gains nothing from waiting)."""
+        if self.pace.in_flight < 2:
+            return 0.0
+        return min(self.max_wait_s, self.pace.typical_s / 2 - self.client.typical_s)
+
+    async def fetch(
+        self, texts: list[str], request_id: str, needed_by: asyncio.Future[Any] | None = None
+    ) -> Embeddings:
+        """The embeddings of `texts`; with `needed_by` (the request's image call) they may wait for
+        the texts of other requests until it is done, else they go now (with any already waiting)."""
+        hold = self.hold_s() if needed_by is not None else 0.0
+        if hold <= 0 and not self._queue:
+            return await self._call(texts, request_id)
+        waiting = _Waiting(texts, request_id, time.monotonic() + max(hold, 0.0))
+        self._queue.append(waiting)
+        self._queued_texts += len(texts)
+        if needed_by is not None:
+            needed_by.add_done_callback(lambda _: self._hurry(waiting))
+        self._send_due()
+        return await waiting.result
+
+    def _hurry(self, waiting: _Waiting) -> None:
+        if not waiting.result.done():  # its image is back first: no reason left to wait
+            self._send_due(now=True)
+
+    def _send_due(self, now: bool = False) -> None:
+        """Send the queue if it is full, its first deadline is past or `now`; else wake at that deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue = [w for w in self._queue if not w.result.done()]  # cancelled while waiting
+        self._queued_texts = sum(len(w.texts) for w in self._queue)
+        if not self._queue:
+            return
+        first = min(w.deadline for w in self._queue)
+        delay = first - time.monotonic()
+        if not now and delay > 0 and self._queued_texts < self.max_texts:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._send_due)
+            return
+        while self._queue:
+            batch: list[_Waiting] = []
+            count = 0
+            while self._queue and (not batch or count + len(self._queue[0].texts) <= self.max_texts):
+                waiting = self._queue.pop(0)
+                batch.append(waiting)
+                count += len(waiting.texts)
+            call = asyncio.get_running_loop().create_task(self._send(batch))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+        self._queued_texts = 0
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        texts = [text for waiting in batch for text in waiting.texts]
+        try:
+            fetched = await self._call(texts, batch[0].request_id)
+        except PredictorError as exc:
+            if exc.reason == "bad_request" and len(batch) > 1:
+                await asyncio.gather(*(self._send([waiting]) for waiting in batch))
+                return
+            for waiting in batch:
+                _settle(waiting, error=exc)
+            return
+        except Exception as exc:  # every waiter must hear of it, whatever it is
+            for waiting in batch:
+                _settle(waiting, error=exc)
+            return
+        start = 0
+        for waiting in batch:
+            rows = fetched.rows[start : start + len(waiting.texts)]
+            start += len(waiting.texts)
+            _settle(waiting, Embeddings(rows, fetched.parameters))
+
+    async def _call(self, texts: list[str], request_id: str) -> Embeddings:
+        return await self.client.infer(oip.text_request(texts, request_id), len(texts), request_id)
+
+
+def _settle(
+    waiting: _Waiting, embeddings: Embeddings | None = None, error: BaseException | None = None
+) -> None:
+    if waiting.result.done():  # its request was cancelled meanwhile
+        return
+    if error is not None:
+        waiting.result.set_exception(error)
+    else:
+        waiting.result.set_result(embeddings)  # type: ignore[arg-type]

@@ -1,0 +1,75 @@
+"""Texts of concurrent /compare/ requests share text predictor calls, through the real processes.
+
+The image predictor holds each batch open for 300 ms (`--max_batch_delay_ms`), so its calls are slow
+enough for the gateway to let texts wait for company, as it does under load with a real model.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.models import write_tiny_model
+from tests.support.stack import LocalStack, plan_stack, start_stack
+
+pytestmark = pytest.mark.slow
+
+COLOURS = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange", "gray", "pink"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    model_dir = write_tiny_model(tmp_path_factory.mktemp("tiny"))
+    stack = plan_stack(model_dir, tmp_path_factory.mktemp("logs"))
+    image = stack.servers["clip-image"]
+    image.argv = [*image.argv, "--max_batch_delay_ms", "300"]
+    stack.servers["clip-gateway"].env["GATEWAY_TEXT_CACHE_SIZE"] = "0"  # every text reaches the predictor
+    start_stack(stack)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def body(colour: str) -> dict[str, object]:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buf, "PNG")
+    return {"image": base64.b64encode(buf.getvalue()).decode(), "text": [f"a {colour} square", "a dog"]}
+
+
+def calls(url: str) -> dict[str, float]:
+    """Predictor calls the gateway has made, by predictor."""
+    text = httpx.get(f"{url}/metrics").text
+    return {
+        s.labels["predictor"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "predictor_request_duration_seconds_count"
+    }
+
+
+def test_concurrent_requests_share_text_calls_and_get_the_answers_they_get_alone(stack) -> None:
+    url = stack.gateway_url
+    with httpx.Client(base_url=url, timeout=30) as client:
+        before = calls(url)
+        alone = [client.post("/compare/", json=body(c)) for c in COLOURS]  # one at a time
+        middle = calls(url)
+        with ThreadPoolExecutor(len(COLOURS)) as pool:
+            together = list(pool.map(lambda c: client.post("/compare/", json=body(c)), COLOURS))
+        after = calls(url)
+    assert [r.status_code for r in alone + together] == [200] * 2 * len(COLOURS)
+    for a, t in zip(alone, together, strict=True):
+        assert t.json()["similarities"] == pytest.approx(a.json()["similarities"], abs=1e-6)
+        assert t.json()["probabilities"] == pytest.approx(a.json()["probabilities"], abs=1e-6)
+    # Alone, each request's texts went at once in a call of their own ...
+    assert middle["text"] - before.get("text", 0) == len(COLOURS)
+    # ... together, while the images were encoding, they shared calls.
+    assert after["image"] - middle["image"] == len(COLOURS)
+    assert after["text"] - middle["text"] <= len(COLOURS) // 2
