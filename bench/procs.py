@@ -108,7 +108,7 @@ def predictor(kind: str, name: str, model_flags: list[str], extra: list[str]) ->
     return p
 
 
-def gateway(name: str, image: Proc, text: Proc, cache: bool) -> Proc:
+def gateway(name: str, image: Proc, text: Proc, cache: bool, text_batching: bool = True) -> Proc:
     p = Proc(name, [sys.executable, "-m", "gateway"], "/healthz")
     p.env = {
         "GATEWAY_HOST": "127.0.0.1",
@@ -117,6 +117,7 @@ def gateway(name: str, image: Proc, text: Proc, cache: bool) -> Proc:
         "TEXT_PREDICTOR_URL": text.url,
         "PREDICTOR_TIMEOUT_S": "300",  # a full queue of CPU batches is slow, not broken
         "GATEWAY_TEXT_CACHE_SIZE": "4096" if cache else "0",
+        "GATEWAY_TEXT_BATCH_WAIT_MS": "250" if text_batching else "0",
     }
     return p
 

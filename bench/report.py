@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-LINES = (("batched", "service, batching on"), ("unbatched", "service, batching off (--max_batch_size 1)"))
+LINES = (
+    ("batched", "service, batching on"),
+    ("unbatched", "service, batching off (--max_batch_size 1, no text sharing)"),
+)
 # Ratio names (prefixes) that are medians of the rounds, and the round key of each.
 MEDIANS = {
     "service pairs/s at concurrency": "service / limit",
