@@ -48,7 +48,6 @@ class TextBatcher:
         self.max_texts = max_texts
         self.max_wait_s = max_wait_s
         self._queue: list[_Waiting] = []
-        self._queued_texts = 0
         self._timer: asyncio.TimerHandle | None = None
         self._calls: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
@@ -69,7 +68,6 @@ class TextBatcher:
             return await self._call(texts, request_id)
         waiting = _Waiting(texts, request_id, time.monotonic() + max(hold, 0.0))
         self._queue.append(waiting)
-        self._queued_texts += len(texts)
         if needed_by is not None:
             needed_by.add_done_callback(lambda _: self._hurry(waiting))
         self._send_due()
@@ -85,12 +83,10 @@ class TextBatcher:
             self._timer.cancel()
             self._timer = None
         self._queue = [w for w in self._queue if not w.result.done()]  # cancelled while waiting
-        self._queued_texts = sum(len(w.texts) for w in self._queue)
         if not self._queue:
             return
-        first = min(w.deadline for w in self._queue)
-        delay = first - time.monotonic()
-        if not now and delay > 0 and self._queued_texts < self.max_texts:
+        delay = min(w.deadline for w in self._queue) - time.monotonic()
+        if not now and delay > 0 and sum(len(w.texts) for w in self._queue) < self.max_texts:
             self._timer = asyncio.get_running_loop().call_later(delay, self._send_due)
             return
         while self._queue:
@@ -103,7 +99,6 @@ class TextBatcher:
             call = asyncio.get_running_loop().create_task(self._send(batch))
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
-        self._queued_texts = 0
 
     async def _send(self, batch: list[_Waiting]) -> None:
         texts = [text for waiting in batch for text in waiting.texts]
@@ -111,16 +106,12 @@ class TextBatcher:
             log.debug("one text call for requests %s", ",".join(w.request_id for w in batch))
         try:
             fetched = await self._call(texts, batch[0].request_id)
-        except PredictorError as exc:
-            if exc.reason == "bad_request" and len(batch) > 1:
+        except Exception as exc:  # every waiter must hear of it, whatever it is
+            if isinstance(exc, PredictorError) and exc.reason == "bad_request" and len(batch) > 1:
                 await asyncio.gather(*(self._send([waiting]) for waiting in batch))
                 return
             for waiting in batch:
-                _settle(waiting, error=exc)
-            return
-        except Exception as exc:  # every waiter must hear of it, whatever it is
-            for waiting in batch:
-                _settle(waiting, error=exc)
+                _settle(waiting, exc)
             return
         start = 0
         for waiting in batch:
@@ -132,12 +123,10 @@ class TextBatcher:
         return await self.client.infer(oip.text_request(texts, request_id), len(texts), request_id)
 
 
-def _settle(
-    waiting: _Waiting, embeddings: Embeddings | None = None, error: BaseException | None = None
-) -> None:
+def _settle(waiting: _Waiting, outcome: Embeddings | Exception) -> None:
     if waiting.result.done():  # its request was cancelled meanwhile
         return
-    if error is not None:
-        waiting.result.set_exception(error)
+    if isinstance(outcome, Exception):
+        waiting.result.set_exception(outcome)
     else:
-        waiting.result.set_result(embeddings)  # type: ignore[arg-type]
+        waiting.result.set_result(outcome)
