@@ -1,8 +1,8 @@
 """The gateway's own concurrency bound: past `GATEWAY_MAX_CONCURRENCY` requests in flight on the
 predictor endpoints, a request is refused at once with 503 and `Retry-After` instead of queueing.
 
-The bound matches the pooled connections to each predictor, so requests never wait for a connection
-(which would end as a 504 after `PREDICTOR_TIMEOUT_S`).
+The pool of connections to each predictor is sized from this bound (`predictor.pool_size`), so
+requests never wait for a connection (which would end as a 504 after `PREDICTOR_TIMEOUT_S`).
 """
 
 from __future__ import annotations

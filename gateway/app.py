@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from gateway.admission import ConcurrencyLimit
@@ -49,6 +50,14 @@ def create_app(
     app.state.concurrency = ConcurrencyLimit(settings.gateway_max_concurrency, metrics)
     app.include_router(api)
     app.include_router(ops)
+    # The API routes' request series start at 0 for 200 and each 5xx they answer: 500 (unexpected)
+    # and the predictor errors they declare.
+    metrics.declare_routes(
+        (method, route.path, [500, *(int(code) for code in route.responses if int(code) >= 500)])
+        for route in api.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    )
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+# Why a predictor call failed: the `reason` label of `predictor_errors_total`.
+Reason = Literal[
+    "unreachable",  # no connection, after one retry
+    "timeout",  # no answer within PREDICTOR_TIMEOUT_S
+    "not_ready",  # 503 (or 429) without Retry-After: the model is not loaded
+    "bad_request",  # 4xx: the predictor rejected the input
+    "not_found",  # 404: no model of that name
+    "server_error",  # 5xx
+    "bad_response",  # 200 with a body that is not the embedding asked for
+    "overloaded",  # 503 (or 429) with Retry-After: the predictor's queue is full
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
+
 
 class GatewayError(Exception):
     """An error answered as `{"error": message}` with `status`."""
@@ -52,7 +67,7 @@ class PredictorError(GatewayError):
     def __init__(
         self,
         predictor: str,
-        reason: str,
+        reason: Reason,
         status: int,
         message: str,
         headers: dict[str, str] | None = None,

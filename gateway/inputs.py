@@ -14,8 +14,8 @@ from starlette.requests import Request
 from gateway import cpu
 from gateway.body import capped
 from gateway.errors import BadInput, MissingField, TooLarge, UnsupportedMediaType
-from gateway.images import check_image
 from gateway.settings import Settings
+from gateway.uploads import check_image
 
 # Headers, boundaries, JSON punctuation and a data: URI prefix.
 BODY_SLACK = 64 * 1024
@@ -82,6 +82,8 @@ async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bo
 
 
 async def _read_form(body: Request, media_type: str, limits: Limits, image: bool) -> FormData:
+    # Starlette's form parsers are used directly (Request.form() cannot set max_part_size or the
+    # spool size): an undocumented API, checked against starlette 1.10.0.
     max_fields, max_part_size = limits.max_texts + 4, limits.max_text_chars * 4 + 64
     try:
         if media_type != "multipart/form-data":
@@ -96,6 +98,7 @@ async def _read_form(body: Request, media_type: str, limits: Limits, image: bool
             max_part_size=max_part_size,
         )
         # The upload stays in memory (the body cap bounds it): no temporary files, so no disk needed.
+        # `spool_max_size` is an undocumented class attribute, checked against starlette 1.10.0.
         parser.spool_max_size = limits.max_image_bytes + 1
         return await parser.parse()
     except MultiPartException as exc:

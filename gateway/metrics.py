@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -14,21 +15,13 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import REASONS
+
 # 5 ms to 30 s: from a cache-hot tiny model to a cold ViT-L batch on CPU.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Paths that match no route share one label value, so scanners cannot explode cardinality.
 UNMATCHED = "unmatched"
 PREDICTORS = ("image", "text")
-ERROR_REASONS = (
-    "unreachable",
-    "timeout",
-    "not_ready",
-    "bad_request",
-    "not_found",
-    "server_error",
-    "bad_response",
-    "overloaded",
-)
 # Any token is a valid HTTP method on the wire; only these get a label value of their own.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -68,7 +61,7 @@ class Metrics:
         )
         self.predictor_errors = Counter(
             "predictor_errors_total",
-            f"Failed predictor calls, by reason ({', '.join(ERROR_REASONS)}).",
+            f"Failed predictor calls, by reason ({', '.join(REASONS)}).",
             ["predictor", "reason"],
             registry=self.registry,
         )
@@ -87,10 +80,21 @@ class Metrics:
             "Text embeddings held in the gateway's cache.",
             registry=self.registry,
         )
-        # Every series exists from the start at 0, so rate() and alerts see the first error.
+        # Every series a panel or alert reads exists from the start at 0, so rate() and alerts see the
+        # first event and panels show 0 rather than no data. (Unlabelled metrics start at 0 by themselves.)
         for predictor in PREDICTORS:
-            for reason in ERROR_REASONS:
+            self.predictor_duration.labels(predictor)
+            for reason in REASONS:
                 self.predictor_errors.labels(predictor, reason)
+
+    def declare_routes(self, routes: Iterable[tuple[str, str, Iterable[int]]]) -> None:
+        """Start the series of each (method, route template, statuses) at 0: the request counter for
+        200 and for each status given (the 5xx the route can answer: what the error-ratio alert and
+        the requests panel read), and the duration histogram."""
+        for method, handler, statuses in routes:
+            self.request_duration.labels(method, handler)
+            for status in {200, *statuses}:
+                self.requests.labels(method, handler, str(status))
 
 
 class MetricsMiddleware:
@@ -116,6 +120,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            # The matched route, which Starlette's router puts in the scope: an undocumented key,
+            # checked against starlette 1.10.0 and fastapi 0.165.0.
             route = scope.get("route")
             handler = getattr(route, "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in METHODS else "other"

@@ -13,8 +13,9 @@ import httpx
 from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
-from gateway.oip import INFERENCE_HEADER, Embeddings, InferBody, MalformedResponse, read_response
+from gateway.settings import Settings
 from gateway.transport import AiohttpTransport
+from gateway.v2wire import INFERENCE_HEADER, InferBody, InferResult, MalformedResponse, read_response
 
 log = logging.getLogger("gateway")
 
@@ -23,16 +24,31 @@ RETRY_BACKOFF_S = (0.1, 0.2)
 # The request never reached the model: a refused or timed-out connect, or a pooled keep-alive
 # connection the server had already closed (KServe drops it after a 500). Inference is idempotent.
 CONNECTION_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
-# Connections to one predictor (GATEWAY_MAX_CONCURRENCY's default, so no request waits for one); idle
-# ones are closed well before KServe's own keep-alive timeout (65 s).
-MAX_CONNECTIONS = 64
+# Idle pooled connections are closed well before KServe's own keep-alive timeout (65 s).
 KEEPALIVE_S = 30.0
 # Weight of the newest call in `typical_s`, the moving average of successful calls' durations.
 TYPICAL_WEIGHT = 0.2
 
 
+def pool_size(max_concurrency: int) -> int:
+    """Pooled connections to one predictor: one for each request the gateway admits at once
+    (`GATEWAY_MAX_CONCURRENCY`), so none waits for a connection, and one for the readiness look,
+    which that limit does not count."""
+    return max_concurrency + 1
+
+
+# The pool at GATEWAY_MAX_CONCURRENCY's default (bench/client.py measures the transport with it).
+MAX_CONNECTIONS = pool_size(Settings.model_fields["gateway_max_concurrency"].default)
+
+
 class PredictorClient:
-    """Calls `POST {url}/v2/models/{model}/infer` and `GET .../ready` on one predictor."""
+    """Calls `POST {url}/v2/models/{model}/infer` and `GET .../ready` on one predictor, over a pool of
+    `max_connections`.
+
+    It also keeps the statistics of its calls that the text path reads to decide how long texts may
+    wait for company (`textsharing.ImageCallStats`): `in_flight`, the calls under way, and
+    `typical_s`, a moving average of a successful call's duration.
+    """
 
     def __init__(
         self,
@@ -41,6 +57,7 @@ class PredictorClient:
         model: str,
         timeout_s: float,
         metrics: Metrics,
+        max_connections: int,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
@@ -53,13 +70,13 @@ class PredictorClient:
         self.client = httpx.AsyncClient(
             base_url=url,
             timeout=httpx.Timeout(timeout_s),
-            transport=transport or AiohttpTransport(limit=MAX_CONNECTIONS, keepalive_s=KEEPALIVE_S),
+            transport=transport or AiohttpTransport(limit=max_connections, keepalive_s=KEEPALIVE_S),
         )
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def infer(self, body: InferBody, rows: int, request_id: str) -> Embeddings:
+    async def infer(self, body: InferBody, rows: int, request_id: str) -> InferResult:
         """Send one infer request; return its embeddings or raise PredictorError."""
         start = time.perf_counter()
         self.in_flight += 1
@@ -110,7 +127,7 @@ class PredictorClient:
                 ) from exc
         raise AssertionError("unreachable")
 
-    def _read(self, response: httpx.Response, rows: int) -> Embeddings:
+    def _read(self, response: httpx.Response, rows: int) -> InferResult:
         status = response.status_code
         if status == 200:
             length = response.headers.get(INFERENCE_HEADER)

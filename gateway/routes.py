@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import oip
+from gateway import v2wire
 from gateway.admission import limit_concurrency
 from gateway.auth import require_api_key
 from gateway.errors import PredictorError
@@ -29,29 +26,12 @@ from gateway.schemas import (
 )
 from gateway.services import Services
 from gateway.similarity import cosine, zero_shot
+from gateway.timings import Timings
 
-T = TypeVar("T")
 PREDICTOR_ERRORS = (502, 503, 504)
 
 api = APIRouter(dependencies=[Depends(require_api_key), Depends(limit_concurrency)])
 ops = APIRouter()
-
-
-class Timings:
-    """Time spent in each predictor, sent back as a `Server-Timing` header."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-
-    async def time(self, name: str, call: Awaitable[T]) -> T:
-        start = time.perf_counter()
-        try:
-            return await call
-        finally:
-            self.ms[name] = (time.perf_counter() - start) * 1000
-
-    def header(self) -> dict[str, str]:
-        return {"server-timing": ", ".join(f"{n};dur={ms:.1f}" for n, ms in self.ms.items())}
 
 
 @api.post(
@@ -66,17 +46,16 @@ async def compare(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=True, text=True)
     assert inputs.image is not None and inputs.texts is not None
     rid, timings = request_id(request), Timings()
-    image_body = oip.image_request(inputs.image, rid)  # one copy of the file: no thread hop needed
+    image_body = v2wire.image_request(inputs.image, rid)  # one copy of the file: no thread hop needed
     try:
         async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
-            image_task = group.create_task(timings.time("image", svc.image.infer(image_body, 1, rid)))
-            text_task = group.create_task(
-                timings.time("text", svc.texts.embed(inputs.texts, rid, needed_by=image_task))
+            image_call = group.create_task(
+                timings.time("image", svc.image_predictor.infer(image_body, 1, rid))
             )
+            text_call = group.create_task(svc.text_encoder.embed(inputs.texts, rid, image_call, timings))
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
-    image = image_task.result()
-    texts = await svc.texts.confirm(text_task.result(), image, inputs.texts, rid)
+    image, texts = image_call.result(), text_call.result()
     if len(image.rows[0]) != len(texts.rows[0]):
         raise PredictorError(
             "text",
@@ -110,7 +89,8 @@ async def embed(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=True, text=False)
     assert inputs.image is not None
     rid, timings = request_id(request), Timings()
-    image = await timings.time("image", svc.image.infer(oip.image_request(inputs.image, rid), 1, rid))
+    body = v2wire.image_request(inputs.image, rid)
+    image = await timings.time("image", svc.image_predictor.infer(body, 1, rid))
     return JSONResponse({"embedding": image.rows[0]}, headers=timings.header())
 
 
@@ -126,8 +106,8 @@ async def embed_text(request: Request) -> Response:
     inputs = await read_inputs(request, svc.limits, image=False, text=True)
     assert inputs.texts is not None
     rid, timings = request_id(request), Timings()
-    body = oip.text_request(inputs.texts, rid)
-    texts = await timings.time("text", svc.text.infer(body, len(inputs.texts), rid))
+    # No image call: the texts go alone, at once, past the cache (`TextEncoder` says why).
+    texts = await svc.text_encoder.embed(inputs.texts, rid, timings=timings)
     content = {"embeddings": texts.rows} if inputs.many else {"embedding": texts.rows[0]}
     return JSONResponse(content, headers=timings.header())
 

@@ -9,47 +9,52 @@ from starlette.requests import Request
 
 from gateway.inputs import Limits
 from gateway.metrics import Metrics
-from gateway.predictor import PredictorClient
+from gateway.predictor import PredictorClient, pool_size
 from gateway.readiness import Readiness
 from gateway.settings import Settings
-from gateway.textbatch import TextBatcher
-from gateway.textcache import CachedTextEncoder, TextCache
+from gateway.textencoder import TextEncoder
 
 
 @dataclass
 class Services:
+    """The image predictor's client; the text path (`text_encoder`, which owns the text predictor's
+    client); the readiness look at both; the request limits and the metrics."""
+
     settings: Settings
     limits: Limits
     metrics: Metrics
-    image: PredictorClient
-    text: PredictorClient
+    image_predictor: PredictorClient
+    text_encoder: TextEncoder
     readiness: Readiness
-    texts: CachedTextEncoder
 
     @classmethod
     def start(
         cls, settings: Settings, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None
     ) -> Services:
         """Build the shared clients; `transport` replaces the network (tests)."""
-        timeout = settings.predictor_timeout_s
-        image = PredictorClient(
-            "image", settings.image_predictor_url, settings.image_model_name, timeout, metrics, transport
-        )
-        text = PredictorClient(
-            "text", settings.text_predictor_url, settings.text_model_name, timeout, metrics, transport
-        )
+        pool = pool_size(settings.gateway_max_concurrency)
+
+        def client(name: str, url: str, model: str) -> PredictorClient:
+            return PredictorClient(name, url, model, settings.predictor_timeout_s, metrics, pool, transport)
+
+        image = client("image", settings.image_predictor_url, settings.image_model_name)
+        text = client("text", settings.text_predictor_url, settings.text_model_name)
         readiness = Readiness(
             [image, text], settings.gateway_readiness_cache_s, settings.gateway_readiness_timeout_s
         )
-        batcher = TextBatcher(
-            text, image, settings.gateway_text_batch_size, settings.gateway_text_batch_wait_ms / 1000
+        texts = TextEncoder(
+            text,
+            image,
+            metrics,
+            cache_size=settings.gateway_text_cache_size,
+            call_size=settings.gateway_text_batch_size,
+            max_wait_s=settings.gateway_text_batch_wait_ms / 1000,
         )
-        texts = CachedTextEncoder(batcher, TextCache(settings.gateway_text_cache_size, metrics))
-        return cls(settings, Limits.from_settings(settings), metrics, image, text, readiness, texts)
+        return cls(settings, Limits.from_settings(settings), metrics, image, texts, readiness)
 
     async def aclose(self) -> None:
-        await self.image.aclose()
-        await self.text.aclose()
+        await self.image_predictor.aclose()
+        await self.text_encoder.client.aclose()
 
     @staticmethod
     def of(request: Request) -> Services:

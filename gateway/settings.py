@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     # How long /readyz trusts its last look at the predictors (probes must not flood them).
     gateway_readiness_cache_s: float = Field(default=2.0, ge=0)
     gateway_readiness_timeout_s: float = Field(default=1.0, gt=0)
-    # Requests in flight on the predictor endpoints; past it 503 + Retry-After at once. It matches the
-    # pooled connections to each predictor, so no request waits for a connection.
+    # Requests in flight on the predictor endpoints; past it 503 + Retry-After at once. The pool of
+    # connections to each predictor is sized from it (`predictor.pool_size`), so no request waits for one.
     gateway_max_concurrency: int = Field(default=64, gt=0)
 
     # Request limits, checked before any predictor is called.
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     gateway_text_cache_size: int = Field(default=4096, ge=0)
     # Texts of concurrent /compare/ requests share one text predictor call of at most this many texts,
     # waiting at most this long for company, and only while their images are still encoding (see
-    # gateway/textbatch.py); a wait of 0 sends each request's texts alone and at once.
+    # gateway/textsharing.py); a wait of 0 sends each request's texts alone and at once.
     gateway_text_batch_size: int = Field(default=32, gt=0)
     gateway_text_batch_wait_ms: float = Field(default=250.0, ge=0)
 

@@ -80,6 +80,40 @@ def api(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
     assert server.stop() in (0, -signal.SIGTERM), server.log_tail()
 
 
+def test_a_fresh_gateway_exports_the_series_alerts_and_panels_read_at_zero(logs: Path) -> None:
+    # /metrics needs no predictor: nothing listens at these URLs, and no request has been served yet.
+    server = gateway_server("http://127.0.0.1:9", "http://127.0.0.1:9", logs).start()
+    try:
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    finally:
+        server.stop()
+    values: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            values.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    reasons = ("unreachable", "timeout", "not_ready", "bad_request", "not_found", "server_error")
+    reasons += ("bad_response", "overloaded")
+    assert values["predictor_errors_total"] == {
+        (("predictor", p), ("reason", r)): 0.0 for p in ("image", "text") for r in reasons
+    }
+    assert values["predictor_request_duration_seconds_count"] == {
+        (("predictor", "image"),): 0.0,
+        (("predictor", "text"),): 0.0,
+    }
+    routes = ("/compare/", "/embed/", "/embed_text/")
+    api = {k: v for k, v in values["http_requests_total"].items() if dict(k)["handler"] in routes}
+    assert api == {
+        (("handler", h), ("http_status", code), ("method", "POST")): 0.0
+        for h in routes
+        for code in ("200", "500", "502", "503", "504")
+    }
+    durations = values["http_request_duration_seconds_count"]
+    assert all(durations[(("handler", h), ("method", "POST"))] == 0.0 for h in routes)
+    for name in ("gateway_rejected_requests_total", "gateway_text_cache_hits_total"):
+        assert values[name] == {(): 0.0}
+    assert values["gateway_text_cache_misses_total"] == values["gateway_text_cache_entries"] == {(): 0.0}
+
+
 def direct_embeddings(server: Server, name: str, data: list[str]) -> tuple[list[list[float]], dict]:
     body = {"inputs": [{"name": name, "datatype": "BYTES", "shape": [len(data)], "data": data}]}
     r = httpx.post(f"{server.url}/v2/models/clip-{name}/infer", json=body, timeout=30)

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from gateway.oip import MalformedResponse, read_response
+from gateway.v2wire import MalformedResponse, read_response
 
 ROWS = [[0.5, -0.25, 1.0], [0.0, 2.0, -1.5]]  # exact in float32
 

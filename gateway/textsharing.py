@@ -1,16 +1,15 @@
-"""The texts of concurrent `/compare/` requests, sent to the text predictor in one call.
+"""The texts of concurrent `/compare/` requests, sent to the text predictor in one shared call.
 
 A `/compare/` request needs its text embeddings only once its image embedding is back, and the image
 call is the slower of the two. So its texts may wait for company instead of going alone: only while
-other images are in flight, at most half the image call's recent duration less the text call's own
-(both moving averages), and at most `max_wait_s`. Under load the image call queues for hundreds of
-milliseconds and the texts of many requests share one call and one forward pass (ViT-B-32 at
-concurrency 32: ~15 texts a call where the text predictor's own batching saw ~5; its CPU 8.9 -> 6.6 ms a
-request, the gateway's 2.3 -> 1.8). A request alone does not wait, and should an image come back
-before its texts have gone, they go at once.
+other images are in flight, at most half the image call's typical duration less the text call's own
+(both moving averages, see `ImageCallStats`), and at most `max_wait_s`. Under load the texts of many
+requests then share one call and one forward pass. A request alone does not wait, and should its
+image come back before its texts have gone, they go at once.
 
 A call carries at most `max_texts` texts and the first request's id. When the predictor rejects a
-shared call as bad input, each request is sent again alone, so only the one at fault gets the 400."""
+shared call as bad input, each request is sent again alone, so only the one at fault gets the 400.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +17,28 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from gateway import oip
+from gateway import v2wire
 from gateway.errors import PredictorError
-from gateway.oip import Embeddings
 from gateway.predictor import PredictorClient
+from gateway.v2wire import InferResult
 
 log = logging.getLogger("gateway")
+
+
+class ImageCallStats(Protocol):
+    """What the sharing policy reads of the image predictor's calls (a `PredictorClient` has both)."""
+
+    @property
+    def in_flight(self) -> int:
+        """Image calls under way now."""
+        ...
+
+    @property
+    def typical_s(self) -> float:
+        """Moving average of a successful image call's duration, in seconds."""
+        ...
 
 
 @dataclass
@@ -33,18 +46,18 @@ class _Waiting:
     texts: list[str]
     request_id: str
     deadline: float
-    result: asyncio.Future[Embeddings] = field(default_factory=asyncio.Future)
+    result: asyncio.Future[InferResult] = field(default_factory=asyncio.Future)
 
 
-class TextBatcher:
-    """Sends texts to `client` (the text predictor), holding them for company while `pace` (the image
-    predictor) would make their requests wait anyway."""
+class SharedTextCalls:
+    """Sends texts to `client` (the text predictor), holding them for company while the image calls
+    described by `image_calls` would make their requests wait anyway."""
 
     def __init__(
-        self, client: PredictorClient, pace: PredictorClient, max_texts: int, max_wait_s: float
+        self, client: PredictorClient, image_calls: ImageCallStats, max_texts: int, max_wait_s: float
     ) -> None:
         self.client = client
-        self.pace = pace
+        self.image_calls = image_calls
         self.max_texts = max_texts
         self.max_wait_s = max_wait_s
         self._queue: list[_Waiting] = []
@@ -54,22 +67,22 @@ class TextBatcher:
     def hold_s(self) -> float:
         """How long texts arriving now may wait for company: not at all when no other image is in
         flight (no company is likely, and a request alone gains nothing from waiting)."""
-        if self.pace.in_flight < 2:
+        if self.image_calls.in_flight < 2:
             return 0.0
-        return min(self.max_wait_s, self.pace.typical_s / 2 - self.client.typical_s)
+        return min(self.max_wait_s, self.image_calls.typical_s / 2 - self.client.typical_s)
 
     async def fetch(
-        self, texts: list[str], request_id: str, needed_by: asyncio.Future[Any] | None = None
-    ) -> Embeddings:
-        """The embeddings of `texts`; with `needed_by` (the request's image call) they may wait for
-        the texts of other requests until it is done, else they go now (with any already waiting)."""
-        hold = self.hold_s() if needed_by is not None else 0.0
+        self, texts: list[str], request_id: str, image_call: asyncio.Future[Any] | None = None
+    ) -> InferResult:
+        """The embeddings of `texts`; with `image_call` (the same request's image call) they may wait
+        for the texts of other requests until it is done, else they go now (with any already waiting)."""
+        hold = self.hold_s() if image_call is not None else 0.0
         if hold <= 0 and not self._queue:
             return await self._call(texts, request_id)
         waiting = _Waiting(texts, request_id, time.monotonic() + max(hold, 0.0))
         self._queue.append(waiting)
-        if needed_by is not None:
-            needed_by.add_done_callback(lambda _: self._hurry(waiting))
+        if image_call is not None:
+            image_call.add_done_callback(lambda _: self._hurry(waiting))
         self._send_due()
         return await waiting.result
 
@@ -117,13 +130,13 @@ class TextBatcher:
         for waiting in batch:
             rows = fetched.rows[start : start + len(waiting.texts)]
             start += len(waiting.texts)
-            _settle(waiting, Embeddings(rows, fetched.parameters))
+            _settle(waiting, InferResult(rows, fetched.parameters))
 
-    async def _call(self, texts: list[str], request_id: str) -> Embeddings:
-        return await self.client.infer(oip.text_request(texts, request_id), len(texts), request_id)
+    async def _call(self, texts: list[str], request_id: str) -> InferResult:
+        return await self.client.infer(v2wire.text_request(texts, request_id), len(texts), request_id)
 
 
-def _settle(waiting: _Waiting, outcome: Embeddings | Exception) -> None:
+def _settle(waiting: _Waiting, outcome: InferResult | Exception) -> None:
     if waiting.result.done():  # its request was cancelled meanwhile
         return
     if isinstance(outcome, Exception):

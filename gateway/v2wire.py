@@ -24,8 +24,9 @@ class MalformedResponse(ValueError):
 
 
 @dataclass(frozen=True)
-class Embeddings:
-    """Rows of one `embedding` output, plus the response-level parameters (arch, logit_scale, ...)."""
+class InferResult:
+    """What one infer response carries: the rows of its `embedding` output and its response-level
+    parameters (arch, pretrained, embed_dim, logit_scale)."""
 
     rows: list[list[float]]
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -76,7 +77,7 @@ def text_request(texts: list[str], request_id: str) -> InferBody:
     return _bytes_request("text", [t.encode() for t in texts], request_id)
 
 
-def read_response(content: bytes, header_length: int | None, expected_rows: int) -> Embeddings:
+def read_response(content: bytes, header_length: int | None, expected_rows: int) -> InferResult:
     """The embeddings of an infer response: binary (`header_length` = its JSON header's size) or JSON."""
     if header_length is None:
         return parse_embeddings(_json(content), expected_rows)
@@ -106,7 +107,7 @@ def _json(content: bytes) -> Any:
         raise MalformedResponse(f"the response is not JSON ({exc})") from exc
 
 
-def parse_embeddings(body: Any, expected_rows: int) -> Embeddings:
+def parse_embeddings(body: Any, expected_rows: int) -> InferResult:
     """Read the `embedding` output of an infer response; raise MalformedResponse if it is not one."""
     try:
         outputs = body["outputs"]
@@ -124,7 +125,7 @@ def parse_embeddings(body: Any, expected_rows: int) -> Embeddings:
     if not all(isinstance(x, int | float) and math.isfinite(x) for x in data):
         raise MalformedResponse("embedding holds values that are not finite numbers")
     parameters = body.get("parameters")
-    return Embeddings(
+    return InferResult(
         rows=[data[i * dim : (i + 1) * dim] for i in range(rows)],
         parameters=parameters if isinstance(parameters, dict) else {},
     )
