@@ -106,8 +106,12 @@ demo-eval: install ## Held-out zero-shot accuracy of the demo model (plain and a
 
 ##@ Kubernetes
 
+.PHONY: dashboard
+dashboard: ## Regenerate the Grafana dashboard JSON from helm/clip-similarity/dashboards/dashboard.py.
+	$(PY) helm/clip-similarity/dashboards/dashboard.py
+
 .PHONY: manifests
-manifests: tools ## Regenerate manifests/ (plain YAML) from the chart's defaults.
+manifests: tools dashboard ## Regenerate the dashboard, then manifests/ (plain YAML) from the chart's defaults.
 	scripts/render-manifests.sh
 
 .PHONY: rules
