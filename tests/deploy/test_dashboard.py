@@ -16,7 +16,7 @@ from tests.deploy.chart import CHART, ROOT, run, tool
 DASHBOARD = CHART / "dashboards" / "clip-similarity.json"
 DEFINITION = CHART / "dashboards" / "dashboard.py"
 GRAFANA_VARS = {"$__rate_interval": "5m", "${datasource}": "prometheus", "$namespace": ".*", "$job": ".*"}
-CONTRACT = {  # shared/DESIGN.md, KServe's own histograms, process_* and NVIDIA DCGM exporter
+CONTRACT = {  # docs/metrics.md: the programs' metrics, KServe's histograms, process_*, NVIDIA DCGM exporter
     "http_requests_total",
     "http_request_duration_seconds",
     "predictor_request_duration_seconds",
