@@ -29,7 +29,7 @@ help: ## Show this help.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch and torchvision in one command, pinned together (see shared notes: other pairs fail to import).
+	# torch and torchvision in one command, pinned together: other pairs fail to import.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[predictor,gateway,dev]'
 	@touch $@
@@ -106,8 +106,12 @@ demo-eval: install ## Held-out zero-shot accuracy of the demo model (plain and a
 
 ##@ Kubernetes
 
+.PHONY: dashboard
+dashboard: ## Regenerate the Grafana dashboard JSON from helm/clip-similarity/dashboards/dashboard.py.
+	$(PY) helm/clip-similarity/dashboards/dashboard.py
+
 .PHONY: manifests
-manifests: tools ## Regenerate manifests/ (plain YAML) from the chart's defaults.
+manifests: tools dashboard ## Regenerate the dashboard, then manifests/ (plain YAML) from the chart's defaults.
 	scripts/render-manifests.sh
 
 .PHONY: rules
@@ -150,6 +154,10 @@ test-deploy: install tools ## Chart, manifests, images, alerts and dashboard tes
 	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
 test-e2e: install ## The whole system through its real processes, and `make run` itself.
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: docs
+docs: tools ## Rewrite the generated sections of docs/ and README.md (flags, settings, metrics, alerts, layout).
+	$(PY) scripts/gen_docs.py
 
 .PHONY: lint
 lint: install ## ruff and mypy.

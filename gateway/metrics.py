@@ -1,4 +1,4 @@
-"""Prometheus metrics (names and labels are fixed by DESIGN.md) and the middleware that records them."""
+"""Prometheus metrics (their names are a contract: docs/metrics.md) and the middleware recording them."""
 
 from __future__ import annotations
 

@@ -9,48 +9,87 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Everything the gateway can be told, by environment variable (names are in DESIGN.md).
+    """Everything the gateway can be told, by environment variable (docs/configuration.md lists them).
 
     Defaults run the three programs side by side on one machine (`make run`).
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
 
-    # Where the predictors are and what their models are called.
-    image_predictor_url: str = "http://localhost:8001"
-    text_predictor_url: str = "http://localhost:8002"
-    image_model_name: str = "clip-image"
-    text_model_name: str = "clip-text"
-    # Upper bound on one predictor call, retry included; past it the request fails with 504.
-    predictor_timeout_s: float = Field(default=10.0, gt=0)
-    # How long /readyz trusts its last look at the predictors (probes must not flood them).
-    gateway_readiness_cache_s: float = Field(default=2.0, ge=0)
-    gateway_readiness_timeout_s: float = Field(default=1.0, gt=0)
-    # Requests in flight on the predictor endpoints; past it 503 + Retry-After at once. The pool of
-    # connections to each predictor is sized from it (`predictor.pool_size`), so no request waits for one.
-    gateway_max_concurrency: int = Field(default=64, gt=0)
+    # Each description is what docs/configuration.md says of the variable (`make docs` copies it there).
+    image_predictor_url: str = Field(
+        default="http://localhost:8001", description="base URL of the clip-image predictor (http or https)"
+    )
+    text_predictor_url: str = Field(
+        default="http://localhost:8002", description="base URL of the clip-text predictor (http or https)"
+    )
+    image_model_name: str = Field(default="clip-image", description="the image model's name on the v2 wire")
+    text_model_name: str = Field(default="clip-text", description="the text model's name on the v2 wire")
+    predictor_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="bound on one predictor call, retry included: past it the request fails with 504. "
+        "On SIGTERM, in-flight requests get this plus 5 s to finish",
+    )
+    gateway_readiness_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long /readyz reuses its last look at the predictors (probes must not flood them)",
+    )
+    gateway_readiness_timeout_s: float = Field(
+        default=1.0, gt=0, description="timeout of each look /readyz takes at a predictor"
+    )
+    gateway_max_concurrency: int = Field(
+        default=64,
+        gt=0,
+        description="requests in flight on the predictor endpoints per process; past it 503 + Retry-After "
+        "at once. Each predictor's connection pool is this + 1 (the readiness look), so no admitted request "
+        "waits for a connection",
+    )
 
     # Request limits, checked before any predictor is called.
-    gateway_max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    gateway_max_image_pixels: int = Field(default=40_000_000, gt=0)
-    gateway_max_texts: int = Field(default=32, gt=0)
-    gateway_max_text_chars: int = Field(default=2000, gt=0)
+    gateway_max_image_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="largest image file in bytes (413 above)"
+    )
+    gateway_max_image_pixels: int = Field(
+        default=40_000_000, gt=0, description="largest width x height, read from the image header (413 above)"
+    )
+    gateway_max_texts: int = Field(default=32, gt=0, description="most texts in one request (400 above)")
+    gateway_max_text_chars: int = Field(
+        default=2000, gt=0, description="longest text in characters (400 above)"
+    )
 
-    # Text embeddings kept by the gateway (LRU, ~4 KB each at 512 dimensions); 0 turns the cache off.
-    gateway_text_cache_size: int = Field(default=4096, ge=0)
-    # Texts of concurrent /compare/ requests share one text predictor call of at most this many texts,
-    # waiting at most this long for company, and only while their images are still encoding (see
-    # gateway/textsharing.py); a wait of 0 sends each request's texts alone and at once.
-    gateway_text_batch_size: int = Field(default=32, gt=0)
-    gateway_text_batch_wait_ms: float = Field(default=250.0, ge=0)
+    gateway_text_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        description="text embeddings kept by the gateway (LRU, keyed by the exact text and the model's "
+        "identity; about 4 KB each at 512 dimensions); 0 turns the cache off",
+    )
+    gateway_text_batch_size: int = Field(
+        default=32,
+        gt=0,
+        description="most texts in one text predictor call shared by concurrent /compare/ requests",
+    )
+    gateway_text_batch_wait_ms: float = Field(
+        default=250.0,
+        ge=0,
+        description="how long the texts of a /compare/ request may wait to share a text predictor call "
+        "with other requests' texts, and only while their images are still encoding; 0 sends each "
+        "request's texts alone and at once",
+    )
 
-    # Comma-separated bearer keys; empty means no authentication.
-    gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated bearer keys, compared in constant time; empty means no authentication "
+        "(/healthz, /readyz and /metrics stay open)",
+    )
 
-    gateway_host: str = "0.0.0.0"
-    gateway_port: int = Field(default=8000, ge=0, le=65535)
-    gateway_log_level: str = "info"
-    gateway_access_log: bool = False
+    gateway_host: str = Field(default="0.0.0.0", description="address the gateway listens on")
+    gateway_port: int = Field(default=8000, ge=0, le=65535, description="port the gateway listens on")
+    gateway_log_level: str = Field(
+        default="info", description="critical, error, warning, info or debug (debug adds uvicorn's lifecycle)"
+    )
+    gateway_access_log: bool = Field(default=False, description="one log line per request when true")
 
     @field_validator("gateway_api_keys", mode="before")
     @classmethod

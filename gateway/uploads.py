@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gateway.errors import BadInput, TooLarge, UnsupportedMediaType
 
-# What the image predictor decodes (DESIGN.md); PIL knows more formats than that.
+# What the image predictor decodes (docs/protocol.md); PIL knows more formats than that.
 FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 
 # The gateway enforces its own pixel limit below; PIL's warning would only add noise to the logs.

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.chart import CHART, run, tool
+from tests.deploy.chart import CHART, ROOT, run, tool
 
 DASHBOARD = CHART / "dashboards" / "clip-similarity.json"
+DEFINITION = CHART / "dashboards" / "dashboard.py"
 GRAFANA_VARS = {"$__rate_interval": "5m", "${datasource}": "prometheus", "$namespace": ".*", "$job": ".*"}
-CONTRACT = {  # shared/DESIGN.md, KServe's own histograms, process_* and NVIDIA DCGM exporter
+CONTRACT = {  # docs/metrics.md: the programs' metrics, KServe's histograms, process_*, NVIDIA DCGM exporter
     "http_requests_total",
     "http_request_duration_seconds",
     "predictor_request_duration_seconds",
@@ -101,8 +103,9 @@ def test_panels_cover_what_operators_need(dashboard: dict[str, Any]) -> None:
 
 def test_dashboard_names_only_contract_metrics(dashboard: dict[str, Any]) -> None:
     queries = expressions(dashboard) + [
-        v["definition"] for v in dashboard["templating"]["list"] if "definition" in v
+        v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)
     ]
+    assert len(queries) > len(expressions(dashboard)), "the variables' queries are checked too"
     used = {metric_family(m) for e in queries for m in SELECTOR.findall(e)}
     assert used - CONTRACT == set()
 
@@ -136,3 +139,17 @@ def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
         )
     )
     assert run([tool("promtool"), "check", "rules", str(path)]).returncode != 0
+
+
+def test_dashboard_json_equals_a_fresh_build_of_its_definition() -> None:
+    result = run([sys.executable, str(DEFINITION), "--check"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_drift_check_catches_an_edited_json(tmp_path: Path) -> None:
+    edited = tmp_path / "dashboards"
+    edited.mkdir()
+    (edited / "dashboard.py").write_text(DEFINITION.read_text())
+    (edited / "clip-similarity.json").write_text(DASHBOARD.read_text().replace("p95", "p96", 1))
+    result = run([sys.executable, str(edited / "dashboard.py"), "--check"], cwd=ROOT)
+    assert result.returncode == 1 and "make dashboard" in result.stderr
