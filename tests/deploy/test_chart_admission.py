@@ -64,6 +64,9 @@ def admission_errors(service: dict[str, Any], version: tuple[int, int], flags: s
 @pytest.mark.parametrize("install", INSTALLS)
 @pytest.mark.parametrize("legacy", [False, True], ids=["kserve-0.16+", "kserve-0.15"])
 def test_every_install_is_admitted_by_the_kserve_it_is_for(install: str, legacy: bool) -> None:
+    """Each mode and autoscaler class through KServe's validateAutoScalingCompExtension (and, in Knative
+    mode, Knative's PodSpecMask / ContainerMask / port checks), on the KServe releases each name set is
+    for."""
     sets = [*INSTALLS[install], f"kserve.legacyDeploymentModeNames={str(legacy).lower()}"]
     versions = [(0, 15), (0, 17), (0, 20)] if legacy else [(0, 16), (0, 17), (0, 20)]
     for service in services(render(sets=sets)):
@@ -72,6 +75,7 @@ def test_every_install_is_admitted_by_the_kserve_it_is_for(install: str, legacy:
 
 
 def test_every_ci_variant_is_admitted(variants: dict[str, Objects]) -> None:
+    """The shipped variants, with the Knative flags each declares, on KServe 0.16 and 0.20."""
     for name, objects in variants.items():
         values = (
             yaml.safe_load((CHART / "ci" / f"{name}-values.yaml").read_text()) if name != "defaults" else {}
@@ -156,6 +160,10 @@ def test_each_mode_scales_on_its_own_signal_by_default() -> None:
 
 
 def test_keda_scales_each_predictor_on_the_items_its_pods_hold(tmp_path: Path) -> None:
+    """KServe's KEDA reconciler (reconcilers/keda/keda_reconciler.go getKedaMetrics) turns an External
+    metric into a KEDA trigger of type `backend` (prometheus) with serverAddress, query and threshold =
+    target.value; validateScalingKedaCompExtension wants a query and a target value. KEDA's default
+    AverageValue metric type divides the query's sum by the replicas, so the target is items a pod."""
     from predictors.metrics import QUEUED_ITEMS
     from tests.deploy.chart import run, tool
 

@@ -37,8 +37,9 @@ def spec_of(objects: Objects, key: str) -> dict[str, Any]:
 
 
 def test_every_predictor_sets_its_cpu_limit(variants: dict[str, Objects]) -> None:
-    """Item 6: without a CPU limit KServe fills in its default (cpuLimit "1"), while the predictor sizes its
-    torch threads from the limit its cgroup shows."""
+    """Item 6: without a CPU limit KServe's defaulter fills in its configured default (cpuLimit "1" in
+    charts/_common/common-patches/configmap-patch.yaml), through setResourceRequirementDefaults, which
+    predictor_custom.go's Default calls; the predictor sizes its torch threads from the limit it sees."""
     for name, objects in variants.items():
         for key in ("image", "text"):
             limits = predictor_container(isvc(objects, key))["resources"]["limits"]
@@ -95,9 +96,11 @@ def test_gpu_predictors_upgrade_without_a_spare_gpu() -> None:
 
 @pytest.mark.parametrize("mode", [[], KNATIVE])
 def test_predictors_get_no_route_from_outside_the_cluster(mode: list[str]) -> None:
-    """Item 9: KServe's ingress reconcilers skip the external route for cluster-local services
-    (kube_ingress_reconciler.go / httproute_reconciler.go read networking.kserve.io/visibility,
-    ingress_reconciler.go and Knative read networking.knative.dev/visibility)."""
+    """Item 9: KServe's ingress reconcilers (pkg/controller/v1beta1/inferenceservice/reconcilers/ingress/)
+    skip the external route for cluster-local services: kube_ingress_reconciler.go and
+    httproute_reconciler.go read networking.kserve.io/visibility, ingress_reconciler.go (Knative mode)
+    networking.knative.dev/visibility, which ksvc_reconciler.go copies to the Knative Service's labels
+    (RevisionTemplateLabelDisallowedList keeps it off the revision template)."""
     for key in ("image", "text"):
         labels = isvc(render(sets=mode), key)["metadata"]["labels"]
         assert labels["networking.kserve.io/visibility"] == "cluster-local"
@@ -128,9 +131,11 @@ def test_liveness_cannot_restart_a_predictor_before_its_stall_bound(sets: list[s
 
 
 def test_predictors_drain_within_their_grace_in_both_modes() -> None:
-    """Standard: the pod's grace is terminationGracePeriodSeconds. Knative refuses that field (PodSpecMask)
-    and gives the pod the revision timeout (BuildPodSpec); the container gets SIGTERM only after
-    queue-proxy's drain of at least 30 s (drainSleepDuration). REST then gRPC drain, 5 s to spare."""
+    """Standard: the pod's grace is terminationGracePeriodSeconds. Knative refuses that field (fieldmask.go
+    PodSpecMask, "Disallowed fields") and gives the pod the revision timeout (BuildPodSpec in
+    pkg/reconciler/revision/resources/deploy.go: pod.TerminationGracePeriodSeconds = rev.Spec.TimeoutSeconds);
+    the container's preStop (userLifecycle there) waits out queue-proxy's drain, at least drainSleepDuration
+    = 30 s (pkg/queue/sharedmain/main.go), before SIGTERM. REST then gRPC drain, 5 s to spare."""
     standard = render(sets=["predictor.terminationGracePeriodSeconds=60"])
     spec = spec_of(standard, "image")
     grace = int(env_of(predictor_container(isvc(standard, "image")))["CLIP_SHUTDOWN_GRACE_S"])
@@ -159,8 +164,10 @@ def test_monitoring_objects_carry_the_release_label_kube_prometheus_stack_select
 
 
 def test_storage_initializer_example_meets_the_restricted_standard() -> None:
-    """Item 11: KServe's default ClusterStorageContainer (config/storagecontainers/default.yaml) sets no
-    securityContext, so its init container fails `restricted`; the example gives it one."""
+    """Item 11: KServe's default ClusterStorageContainer (config/storagecontainers/default.yaml, v0.15.2 to
+    v0.20.0) sets no securityContext, and the storage initializer injector adds only a runAsUser (for
+    Istio CNI), so the init container fails `restricted`; the example gives it one. Its image runs as
+    uid 1000 (USER 1000 in python/storage-initializer.Dockerfile), so runAsNonRoot holds."""
     path = CHART / "examples" / "clusterstoragecontainer-restricted.yaml"
     example = yaml.safe_load(path.read_text())
     assert (example["apiVersion"], example["kind"]) == (
@@ -203,7 +210,8 @@ def test_knative_notes_name_the_flags_gpu_scheduling_needs() -> None:
 
 
 def test_startup_probe_guards_the_model_load_in_both_modes() -> None:
-    """Knative admits startupProbe from knative-v1.15.0 (ContainerMask: out.StartupProbe)."""
+    """Knative admits startupProbe from knative-v1.15.0 (fieldmask.go ContainerMask gains
+    `out.StartupProbe = in.StartupProbe` there; knative-v1.14.0 has no such line)."""
     for sets in ([], KNATIVE):
         container = predictor_container(isvc(render(sets=sets), "image"))
         assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"

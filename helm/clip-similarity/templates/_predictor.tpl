@@ -2,7 +2,7 @@
 What the predictor InferenceServices may carry in each KServe mode. The rules come from KServe's webhooks
 (pkg/apis/serving/v1beta1/inference_service_validation.go: validateAutoScalingCompExtension and the
 HPA/KEDA/KPA checks it calls) and Knative's (pkg/apis/serving/fieldmask.go: PodSpecMask,
-PodSecurityContextMask); tests/deploy/test_chart_admission.py cites them line by line.
+PodSecurityContextMask); tests/deploy/admission.py restates each check with the function it comes from.
 */}}
 
 {{/* The serving.kserve.io/deploymentMode value: the 0.16+ names, or the 0.15 ones when asked. */}}
@@ -146,8 +146,9 @@ default). A GPU predictor surges by none: a new pod takes the old one's GPU inst
 {{/*
 CLIP_SHUTDOWN_GRACE_S: after SIGTERM the predictor drains REST, then gRPC, each within it; both must end
 before SIGKILL, with 5 s to spare. Standard: the pod's grace is terminationGracePeriodSeconds. Knative: the
-pod's grace is the revision timeout (BuildPodSpec), and the container gets SIGTERM only after its preStop,
-queue-proxy's drain, which waits at least 30 s (drainSleepDuration in cmd/queue's sharedmain).
+pod's grace is the revision timeout (BuildPodSpec in pkg/reconciler/revision/resources/deploy.go), and the
+container gets SIGTERM only after its preStop (userLifecycle there) has waited out queue-proxy's drain,
+at least drainSleepDuration = 30 s (pkg/queue/sharedmain/main.go).
 */}}
 {{- define "clip-similarity.predictorShutdownGrace" -}}
 {{- $p := .Values.predictor }}
