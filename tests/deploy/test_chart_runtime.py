@@ -254,3 +254,23 @@ def test_compose_header_matches_its_one_deploy_block() -> None:
     header = text.split("\n\n", 1)[0]
     assert text.count("\n  deploy:") == 1 and "two `deploy:`" not in header
     assert "`deploy:` block of `x-predictor`" in header
+
+
+@pytest.mark.parametrize("variant", ["defaults", "text-on-cpu", "knative", "cpu"])
+def test_the_predictor_reads_what_the_chart_renders(
+    variants: dict[str, Objects], variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rendered args and CLIP_* env, through the predictors' own settings parser."""
+    from predictors.settings import read_settings
+
+    for key in ("image", "text"):
+        container = predictor_container(isvc(variants[variant], key))
+        env = env_of(container)
+        for name, value in env.items():
+            if name.startswith("CLIP_") and name != "CLIP_STALL_TIMEOUT_S":  # the stall flag is optional
+                monkeypatch.setenv(name, value)
+        settings = read_settings(key, container["args"][2:])
+        assert settings.device == env["CLIP_DEVICE"]
+        assert settings.max_queue_items == int(env["CLIP_MAX_QUEUE_ITEMS"])
+        assert settings.shutdown_grace_s == int(env["CLIP_SHUTDOWN_GRACE_S"])
+        assert (settings.http_port, settings.grpc_port) == (8080, 8081)
