@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Port-forwards the gateway of the kind install and sends one /compare/ request with a generated image,
-# then runs the chart's `helm test`.
+# then runs the chart's `helm test`. Like kind-up.sh it needs a real cluster, so it cannot run on the
+# project's development machines.
 set -euo pipefail
 NAMESPACE=${NAMESPACE:-clip-similarity}
 RELEASE=${RELEASE:-clip-similarity}

@@ -2,6 +2,10 @@
 # From nothing to clip-similarity on a local kind cluster (CPU only):
 # cluster, images, cert-manager, KServe in Standard mode, the chart, and a wait until it is ready.
 # Needs docker, kind, kubectl and helm on PATH, and internet access (images, charts, model weights).
+# It cannot run on the project's development machines (no cluster, no registry, no internet there), so
+# it is checked only by reading and by `bash -n`; the chart it installs is checked by tests/deploy.
+# KServe publishes its controller chart as `kserve-resources` (from v0.17; `kserve` before), beside the
+# `kserve-crd` chart; KSERVE_VERSION picks the release (the chart supports 0.16 to 0.20 as is).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,7 +15,7 @@ NAMESPACE=${NAMESPACE:-clip-similarity}
 RELEASE=${RELEASE:-clip-similarity}
 TAG=${TAG:-dev}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.17.2}
-KSERVE_VERSION=${KSERVE_VERSION:-v0.17.0}
+KSERVE_VERSION=${KSERVE_VERSION:-v0.20.0}
 KSERVE_CHARTS=${KSERVE_CHARTS:-oci://ghcr.io/kserve/charts}
 
 for tool in docker kind kubectl helm; do
@@ -35,7 +39,11 @@ kubectl -n cert-manager rollout status deploy --timeout=300s
 echo "kind-up: KServe $KSERVE_VERSION (Standard deployment mode, no Knative or Istio)"
 helm upgrade --install kserve-crd "$KSERVE_CHARTS/kserve-crd" --version "$KSERVE_VERSION" \
   --namespace kserve --create-namespace --wait
-helm upgrade --install kserve "$KSERVE_CHARTS/kserve" --version "$KSERVE_VERSION" \
+case "$KSERVE_VERSION" in
+  v0.1[0-6].*) kserve_chart=kserve ;;
+  *) kserve_chart=kserve-resources ;;
+esac
+helm upgrade --install kserve "$KSERVE_CHARTS/$kserve_chart" --version "$KSERVE_VERSION" \
   --namespace kserve --wait --set kserve.controller.deploymentMode=Standard
 
 echo "kind-up: clip-similarity (CPU values, local images)"

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,47 @@ def isvc(objects: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def gateway_env(objects: list[dict[str, Any]]) -> dict[str, Any]:
     container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def predictor_container(service: dict[str, Any]) -> dict[str, Any]:
+    """The one container of an InferenceService's predictor (KServe adds its own beside it later)."""
+    containers = service["spec"]["predictor"]["containers"]
+    assert [c["name"] for c in containers] == ["kserve-container"]
+    return containers[0]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+NOTES_WRAPPER = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}
+"""
+
+
+def render_notes(*values_files: Path, sets: Sequence[str] = (), monitoring_api: bool = True) -> str:
+    """NOTES.txt as `helm install` prints it, rendered by `helm template` from a copy of the chart whose
+    notes are evaluated inside a ConfigMap (`helm template` skips NOTES.txt, and `helm install --dry-run`
+    needs a cluster)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = Path(tmp) / CHART.name
+        shutil.copytree(CHART, chart)
+        (chart / "templates" / "NOTES.txt").rename(chart / "notes.txt")
+        (chart / "templates" / "notes-wrapper.yaml").write_text(NOTES_WRAPPER)
+        argv = [tool("helm"), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
+        argv += ["--show-only", "templates/notes-wrapper.yaml"]
+        if monitoring_api:
+            argv += ["--api-versions", MONITORING_API]
+        for f in values_files:
+            argv += ["-f", str(f)]
+        for s in sets:
+            argv += ["--set-json" if _is_json(s.partition("=")[2]) else "--set", s]
+        result = run(argv)
+    if result.returncode != 0:
+        pytest.fail(f"helm template failed:\n{result.stderr}", pytrace=False)
+    notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return notes

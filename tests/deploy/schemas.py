@@ -29,7 +29,17 @@ PROMETHEUS_OPERATOR: dict[str, type[BaseModel]] = {
 }
 
 
+# KServe's models name some Kubernetes types by Go package (K8sIoApiAppsV1DeploymentStrategy is the
+# kubernetes client's V1DeploymentStrategy); MetricQuantity is a quantity: an int-or-string leaf.
+K8S_GO_NAME = re.compile(r"^K8sIoApi[A-Z][a-z]+(V\d+(?:[a-z]+\d+)?)([A-Z]\w+)$")
+QUANTITY_LEAVES = {"V1beta1MetricQuantity", "ResourceQuantity"}
+
+
 def _model(type_name: str) -> Any:
+    if type_name in QUANTITY_LEAVES:
+        return str  # no openapi_types: checked as a leaf
+    if m := K8S_GO_NAME.match(type_name):
+        type_name = m.group(1) + m.group(2)
     return getattr(kserve_models, type_name, None) or getattr(k8s_models, type_name, None)
 
 

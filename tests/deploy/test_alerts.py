@@ -129,4 +129,6 @@ def test_ci_values_files_exist_for_the_main_variants() -> None:
         "no-monitoring-values.yaml",
         "knative-values.yaml",
         "ingress-tls-values.yaml",
+        "keda-values.yaml",
+        "text-on-cpu-values.yaml",
     }

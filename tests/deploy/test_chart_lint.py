@@ -29,7 +29,11 @@ def test_lint_strict_passes(values: Path | None) -> None:
         ("gateway.replicas=3", "additional properties 'replicas'"),
         ('kserve.deploymentMode="Serverless"', "/kserve/deploymentMode"),
         ('predictor.model.storageUri="ftp://models/clip"', "/predictor/model/storageUri"),
-        ('predictor.device="tpu"', "/predictor/device"),
+        ('predictor.device="cuda"', "additional properties 'device'"),  # follows predictors.*.gpu.enabled
+        ('predictor.autoscaling.scaleMetric="gpu"', "/predictor/autoscaling/scaleMetric"),
+        ('kserve.knativeFeatureFlags=["kubernetes.podspec-hostnetwork"]', "/kserve/knativeFeatureFlags"),
+        ("predictors.image.gpu.count=0", "/predictors/image/gpu/count"),
+        ('monitoring.release="not a label"', "/monitoring/release"),
         ("gateway.service.port=70000", "/gateway/service/port"),
         ("monitoring.prometheusRule.alerts.gatewayErrors.threshold=5", "gatewayErrors/threshold"),
         ('monitoring.prometheusRule.alerts.targetDown.for="soon"', "targetDown/for"),
@@ -49,6 +53,10 @@ def test_schema_refuses_bad_values(setting: str, complaint: str) -> None:
         "predictor.model.storageUri=pvc://models/clip-vit-b-32",
         "predictors.text.minReplicas=0",
         "monitoring.prometheusRule.alerts.targetDown.for=90s",
+        "kserve.legacyDeploymentModeNames=true",
+        "predictors.text.gpu.enabled=false",
+        "predictors.image.stallTimeoutSeconds=45.5",
+        "monitoring.release=kube-prometheus-stack",
     ],
 )
 def test_schema_accepts_good_values(setting: str) -> None:

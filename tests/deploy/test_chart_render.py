@@ -7,20 +7,22 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.chart import CHART, NAMESPACE, ROOT, by_kind, gateway_env, helm_template, isvc, one, render
+from tests.deploy.chart import (
+    CHART,
+    NAMESPACE,
+    ROOT,
+    by_kind,
+    env_of,
+    gateway_env,
+    helm_template,
+    isvc,
+    one,
+    predictor_container,
+    render,
+)
 from tests.deploy.conftest import Objects
 
 GPU = "nvidia.com/gpu"
-
-
-def predictor_container(service: dict[str, Any]) -> dict[str, Any]:
-    containers = service["spec"]["predictor"]["containers"]
-    assert [c["name"] for c in containers] == ["kserve-container"]
-    return containers[0]
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -44,6 +46,7 @@ def test_predictors_ask_for_a_gpu_by_default(variants: dict[str, Objects]) -> No
     for key in ("image", "text"):
         spec = isvc(variants["defaults"], key)["spec"]["predictor"]
         assert predictor_container(isvc(variants["defaults"], key))["resources"]["limits"][GPU] == "1"
+        assert env_of(predictor_container(isvc(variants["defaults"], key)))["CLIP_DEVICE"] == "cuda"
         assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
 
@@ -94,11 +97,11 @@ def test_deployment_modes(variants: dict[str, Objects]) -> None:
     assert knative["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
     ports = {p["name"]: p["containerPort"] for p in predictor_container(standard)["ports"]}
     assert ports == {"http": 8080, "grpc": 8081}
-    # Knative serves one port per container, named for its protocol; no startup probe there.
+    # Knative serves one port per container, named for its protocol; startupProbe in both (Knative >= 1.15).
     assert [(p["name"], p["containerPort"]) for p in predictor_container(knative)["ports"]] == [
         ("http1", 8080)
     ]
-    assert "startupProbe" not in predictor_container(knative)
+    assert predictor_container(knative)["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert knative["spec"]["predictor"]["minReplicas"] == 0
     assert knative["spec"]["predictor"]["scaleMetric"] == "concurrency"
 
@@ -227,12 +230,13 @@ def test_gateway_pre_stop_works_on_every_supported_kubernetes_and_image() -> Non
 
 
 def test_every_pod_meets_the_restricted_pod_security_standard(variants: dict[str, Objects]) -> None:
+    # A container's own settings win over the pod's; Knative mode carries them on the container only.
     for name, objects in variants.items():
         for where, spec in pod_specs(objects):
-            assert spec["securityContext"]["runAsNonRoot"] is True, (name, where)
-            assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, (name, where)
             for c in spec["containers"]:
-                sc = c["securityContext"]
+                sc = {**spec.get("securityContext", {}), **c["securityContext"]}
+                assert sc["runAsNonRoot"] is True, (name, where)
+                assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, (name, where)
                 assert sc["allowPrivilegeEscalation"] is False, (name, where)
                 assert sc["capabilities"]["drop"] == ["ALL"], (name, where)
                 assert sc["readOnlyRootFilesystem"] is True, (name, where)

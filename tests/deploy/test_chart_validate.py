@@ -26,7 +26,15 @@ def errors_of(obj: dict) -> list[str]:
 
 
 def test_every_variant_renders_what_it_should(variants: dict[str, Objects]) -> None:
-    assert set(variants) == {"defaults", "cpu", "no-monitoring", "knative", "ingress-tls"}
+    assert set(variants) == {
+        "defaults",
+        "cpu",
+        "no-monitoring",
+        "knative",
+        "ingress-tls",
+        "keda",
+        "text-on-cpu",
+    }
     for name, objects in variants.items():
         kinds = {o["kind"] for o in objects}
         assert {"InferenceService", "Deployment", "Service", "NetworkPolicy", "Pod"} <= kinds, name
@@ -50,7 +58,7 @@ def test_validators_refuse_unknown_fields_and_wrong_types(variants: dict[str, Ob
     assert all(broken.values()), {k: v for k, v in broken.items() if not v}
 
 
-@pytest.mark.parametrize("mode", ["defaults", "knative"])
+@pytest.mark.parametrize("mode", ["defaults", "knative", "keda", "text-on-cpu"])
 def test_inference_service_uses_only_kserve_fields(variants: dict[str, Objects], mode: str) -> None:
     services = [o for o in variants[mode] if o["kind"] == "InferenceService"]
     assert len(services) == 2

@@ -87,7 +87,8 @@ true
 
 {{/*
 In-cluster URL of a predictor (argument: dict "root" $ "name" <isvc name>).
-Standard mode: KServe creates Service <isvc>-predictor, port 80 -> container 8080.
+Standard mode: KServe creates Service <isvc>-predictor, port 80 -> container 8080 (its default non-headless
+Service; a KServe configured for headless Services serves 8080 only: override the URL then).
 Knative mode: <isvc>-predictor.<ns>.svc.<domain> is the Knative route's cluster-local host, port 80.
 The fully qualified form is right in both modes (Knative routes on the Host header).
 */}}
@@ -110,12 +111,29 @@ The fully qualified form is right in both modes (Knative routes on the Host head
 {{- if or .Values.monitoring.forceApiVersions (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") }}true{{- end }}
 {{- end }}
 
-{{/* Labels the Prometheus Operator's selectors look for (e.g. release: kube-prometheus-stack). */}}
+{{/* Labels the Prometheus Operator's selectors look for: kube-prometheus-stack's default ones select
+`release: <its release name>` (monitoring.release), plus any further ones (monitoring.additionalLabels). */}}
 {{- define "clip-similarity.monitoringLabels" -}}
 {{ include "clip-similarity.labels" . }}
+{{- with .Values.monitoring.release }}
+release: {{ . | quote }}
+{{- end }}
 {{- with .Values.monitoring.additionalLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+The ingress-nginx body limit that lets every request the gateway accepts through, in MiB: the gateway's
+own JSON cap (gateway/inputs.py Limits.body_limit: 64 KiB slack, the image as base64, each text at up to
+2000 characters of 12 bytes plus 16), rounded up, plus 1 MiB of headroom for multipart framing.
+*/}}
+{{- define "clip-similarity.ingressBodyMiB" -}}
+{{- $g := .Values.gateway }}
+{{- $image := mul (div (add (int64 $g.maxImageBytes) 2) 3) 4 }}
+{{- $texts := mul (int64 $g.maxTexts) (add (mul 2000 12) 16) }}
+{{- $bytes := add 65536 $image $texts }}
+{{- add (div (add $bytes 1048575) 1048576) 1 }}
 {{- end }}
 
 {{/* Restricted Pod Security Standard: the container part. */}}
