@@ -25,6 +25,7 @@ def available() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
+        # A private operator, checked against torch==2.14.1 (the fused linear of its oneDNN backend).
         torch.ops.mkldnn._linear_pointwise  # noqa: B018 (looked up, not called)
     except (AttributeError, RuntimeError):
         return False
@@ -32,6 +33,7 @@ def available() -> bool:
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    # Private operator, checked against torch==2.14.1: (input, weight, bias, attr, scalars, algorithm).
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -70,6 +72,7 @@ class OneDnnSelfAttention(nn.MultiheadAttention):
             and not is_causal
             and (attn_mask is None or (attn_mask.dim() == 2 and attn_mask.is_floating_point()))
             and self.batch_first
+            # `_qkv_same_embed_dim` is private, checked against torch==2.14.1: one packed in_proj_weight.
             and self._qkv_same_embed_dim
             and self.bias_k is None
             and not self.add_zero_attn
