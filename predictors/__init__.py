@@ -5,17 +5,19 @@
     python -m predictors.text  --arch ViT-B-32 --pretrained laion2b_s34b_b79k   # or a checkpoint, or none
 
 Flags (env; default): --model_dir (CLIP_MODEL_DIR; /mnt/models if present), --arch (CLIP_ARCH),
---pretrained (CLIP_PRETRAINED), --device auto|cpu|cuda (CLIP_DEVICE; auto), --precision
+--pretrained (CLIP_PRETRAINED), --device auto|cpu|cuda (CLIP_DEVICE; auto = cuda when usable; cuda
+where CUDA is not usable exits at load naming the driver/CUDA mismatch), --precision
 auto|fp32|fp16|bf16 (CLIP_PRECISION; auto = fp16 on cuda, fp32 on cpu), --cpu_kernels onednn|torch
 for fp32 linear layers on a CPU (CLIP_CPU_KERNELS; onednn), --num_threads torch threads
-(CLIP_NUM_THREADS; image: one per core, or 1 where the model is too small to gain, timed at load;
-text: 1), --forward_workers passes at once, sharing the threads when they overlap
-(CLIP_FORWARD_WORKERS; image: 2 on a CPU, 1 on a GPU; text: 1),
+(CLIP_NUM_THREADS; image: one per CPU the process may use, its container's CPU limit included, or 1
+where the model is too small to gain, timed at load; text: 1), --forward_workers passes at once,
+sharing the threads when they overlap (CLIP_FORWARD_WORKERS; image: 2 on a CPU, 1 on a GPU; text: 1),
 --max_batch_size (CLIP_MAX_BATCH_SIZE; 32), --max_batch_delay_ms (CLIP_MAX_BATCH_DELAY_MS; 0), --max_items
 per request (CLIP_MAX_ITEMS; 64), --max_image_pixels (CLIP_MAX_IMAGE_PIXELS; 40 000 000), --max_text_chars
 (CLIP_MAX_TEXT_CHARS; 2000), --max_queue_items items held at once, past it 503 + Retry-After / gRPC
 UNAVAILABLE at once (CLIP_MAX_QUEUE_ITEMS; 256), --shutdown_grace_s for REST, then gRPC, to drain on
-SIGTERM (CLIP_SHUTDOWN_GRACE_S; 10), plus KServe's own
+SIGTERM (CLIP_SHUTDOWN_GRACE_S; 10), --stall_timeout_s after which wedged forward passes make
+/v2/health/live answer 503 (CLIP_STALL_TIMEOUT_S; 120), plus KServe's own
 (--http_port, --grpc_port, --model_name, --enable_latency_logging, --log_config_file, ...).
 `--workers` must stay 1 (batching lives in the process): scale with replicas.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-# 1 ms to 10 s, roughly x2 apart: covers a tiny model's 1 ms pass and a big CPU batch.
+# 1 ms to 10 s, roughly x2 apart: from a tiny model's pass to a big model's CPU batch.
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

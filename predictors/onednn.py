@@ -1,10 +1,9 @@
 """fp32 linear layers on oneDNN instead of the BLAS that torch's CPU build links (MKL).
 
 MKL chooses its kernels by CPU vendor: on AMD it leaves AVX-512 unused, and a CLIP tower, which
-spends almost all of its time in linear layers, runs at about half the speed that oneDNN (also in
-every torch CPU build) reaches on the same cores. Measured on 2 AMD EPYC vCPUs with AVX-512, one
-thread, ViT-B-32: image tower 92 -> 46 ms an item at batch 8 and 122 -> 64 ms at batch 1; text tower
-10.9 -> 5.4 ms a text at batch 8; cosine of each embedding to torch's own path >= 0.9999998.
+spends almost all of its time in linear layers, runs far slower there than on oneDNN (also in every
+torch CPU build) on the same cores, with the same embeddings to float precision (the measurements are
+in bench/results/predictor-measurements.md; tests/predictors/test_onednn.py checks the parity).
 
 `use_onednn(model)` re-classes every `nn.Linear` and `nn.MultiheadAttention` in place: parameters,
 state dict and `isinstance` stay as they were; only `forward` changes, and it takes torch's own path

@@ -5,7 +5,8 @@ Precedence: flag > environment variable > default. KServe's own server flags (`-
 accepted too; those the predictors use are fields of `Settings` under their KServe names.
 
 The defaults of threads, forward workers and batch delay were chosen with `python -m bench.tune`
-(`make bench-tune`); the measurements behind them are in bench/results/tune-*.md. What they rest on:
+(`make bench-tune`); the measurements behind them are in bench/results/predictor-measurements.md and
+bench/results/tune-*.md. What they rest on:
 - The image tower does most of the work of a request, so the image predictor's passes get every core
   (torch's default, capped by the container's CPU limit: see `predictors.threads`). The text predictor
   gets one thread: a text pass on several threads spins at OpenMP barriers on the cores the image

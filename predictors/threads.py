@@ -25,10 +25,10 @@ logger = logging.getLogger(__name__)
 CPU_FORWARD_WORKERS = 2
 # A pass alone keeps every thread only when a 1-item pass on one thread takes at least SHORT_PASS_S. In
 # service the other predictor usually runs a pass at the same time; a short pass overlaps it entirely,
-# and the hand-offs between threads then cost more than they save (bench/results/ holds the timings
-# that put the bound between the demo model and ViT-B-32). Only the 1-thread time is used, the fastest
-# of PROBE_ROUNDS: other processes starting beside this one can only make a pass look longer, which
-# keeps the threads, never cuts them.
+# and the hand-offs between threads then cost more than they save. The bound lies between the demo
+# model's pass and ViT-B-32's (bench/results/predictor-measurements.md). Only the 1-thread time is
+# used, the fastest of PROBE_ROUNDS: other processes starting beside this one can only make a pass look
+# longer, which keeps the threads, never cuts them.
 SHORT_PASS_S = 0.02
 PROBE_ROUNDS = 3
 
