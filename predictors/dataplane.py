@@ -80,7 +80,12 @@ def parse_binary_request(body: bytes, json_length: int, model_name: str) -> Infe
 
 
 class Wedged(ServerNotLive):
-    """Forward passes are wedged: the liveness endpoints answer 503 saying why."""
+    """Forward passes are wedged: the liveness endpoints answer 503 saying why (gRPC: UNAVAILABLE)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        # kserve==0.21.0's gRPC interceptor aborts with `ex.reason`, which ServerNotLive lacks.
+        self.reason = str(self)
 
 
 class ClipDataPlane(DataPlane):

@@ -7,6 +7,7 @@ errors after that. `--enable_latency_logging true` adds KServe's per-request tim
 Liveness (`GET /v2/health/live`, which the chart's liveness and startup probes use, and KServe's `GET /`)
 answers 503 `{"live": false, "error": <why>}` while forward passes are wedged (see
 `predictors.liveness`, `--stall_timeout_s`), so Kubernetes restarts the pod; a busy predictor stays live.
+gRPC `ServerLive` then fails with UNAVAILABLE.
 
 Besides KServe's v2 routes, `GET /v2/models/{name}/config` answers a Triton-style model configuration
 whose `parameters` hold `arch`, `pretrained`, `embed_dim`, `logit_scale`, device, precision and limits

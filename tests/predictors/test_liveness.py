@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as grpc_v2
 
 from predictors.liveness import PassProgress
 from tests.support.procs import PYTHON, Server, free_port
@@ -118,6 +121,11 @@ class Held:
     def live(self, path: str = "/v2/health/live") -> httpx.Response:
         return httpx.get(self.server.url + path, timeout=10)
 
+    def grpc_live(self) -> bool:
+        with grpc.insecure_channel(f"127.0.0.1:{self.server.ports['grpc']}") as channel:
+            stub = grpc_v2.GRPCInferenceServiceStub(channel)
+            return bool(stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live)
+
     def infer(self, text: str) -> httpx.Response:
         body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]}
         return httpx.post(self.server.url + "/v2/models/clip-text/infer", json=body, timeout=120)
@@ -172,6 +180,10 @@ def test_a_wedged_pass_makes_liveness_fail_until_it_progresses(held: Held) -> No
         assert body["live"] is False and "clip-text is wedged" in body["error"], body
         assert "stall bound of 3 s" in body["error"], body
         assert held.live("/").status_code == 503  # KServe's root liveness route says the same
+        with pytest.raises(grpc.RpcError) as grpc_error:
+            held.grpc_live()
+        assert grpc_error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "wedged" in str(grpc_error.value.details())
         assert held.server.proc is not None and held.server.proc.poll() is None  # Kubernetes restarts it
     finally:
         held.hold_file.unlink()
@@ -179,3 +191,4 @@ def test_a_wedged_pass_makes_liveness_fail_until_it_progresses(held: Held) -> No
     assert answers and answers[0].status_code == 200
     held.wait_live(200)
     assert held.live("/").json() == {"status": "alive"}
+    assert held.grpc_live()
