@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 import torch
 
 from bench.payloads import distinct_text, jpeg, photos
-from predictors.imaging import decode_image
 from predictors.loading import LoadedModel, load_model
 from predictors.memory import keep_freed_memory
+from predictors.preprocess import decode_image
 from predictors.settings import read_settings
 from predictors.text_encoding import can_trim, encode_text
 

@@ -34,9 +34,7 @@ class Admission:
     def __init__(self, model_name: str, max_items: int) -> None:
         self.model_name = model_name
         self.max_items = max_items
-        self.held = 0
-        QUEUED_ITEMS.labels(model_name).set(0)
-        REJECTED_REQUESTS.labels(model_name)  # the series exists at 0 from the start
+        self.held = 0  # its series start at 0 with the model's: metrics.expose_at_zero
 
     @contextmanager
     def slot(self, items: int) -> Iterator[None]:

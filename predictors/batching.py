@@ -11,6 +11,9 @@ others wait. Batches are collected one at a time (a lock), so a batch fills befo
 starts one. `before_pass(alone)` runs in the worker thread before each pass; `alone` says that no
 other pass is running and nothing is left queued, so this pass may use every core (torch's
 intra-op thread count is per OS thread, so that is where it is set).
+
+`progress` (a `PassProgress`) follows the items waiting and the passes in flight, for the liveness
+endpoints (see `predictors.liveness`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from .metrics import BATCH_SIZE, INFERENCE_ERRORS, INFERENCE_SECONDS, QUEUE_SECONDS
+from .liveness import PassProgress
+from .metrics import BATCH_SIZE, FORWARD, INFERENCE_ERRORS, INFERENCE_SECONDS, QUEUE_SECONDS
 
 T = TypeVar("T")
 
@@ -65,6 +69,7 @@ class DynamicBatcher(Generic[T]):
         self._workers = workers
         self._before_pass = before_pass
         self._in_flight = 0
+        self.progress = PassProgress()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{model_name}-forward")
         self._queue: asyncio.Queue[_Pending[T]] | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -74,9 +79,13 @@ class DynamicBatcher(Generic[T]):
         queue = self._ensure_worker()
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, loop.create_future()) for item in items]
-        for p in pending:
-            queue.put_nowait(p)
-        rows = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
+        self.progress.items_submitted(len(pending))
+        try:
+            for p in pending:
+                queue.put_nowait(p)
+            rows = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
+        finally:
+            self.progress.items_answered(len(pending))
         for row in rows:
             if isinstance(row, BaseException):
                 raise row
@@ -128,18 +137,20 @@ class DynamicBatcher(Generic[T]):
                 QUEUE_SECONDS.labels(self._model_name).observe(started - p.enqueued)
             alone = self._in_flight == 0 and queue.empty()
             self._in_flight += 1
+            token = self.progress.pass_started()
             try:
                 rows = await loop.run_in_executor(
                     self._executor, self._timed_encode, [p.item for p in batch], alone
                 )
             except Exception as e:
-                INFERENCE_ERRORS.labels(self._model_name, "forward").inc()
+                INFERENCE_ERRORS.labels(self._model_name, FORWARD).inc()
                 logger.exception("forward pass of %d items failed", len(batch))
                 _settle(batch, error=e)
             else:
                 _settle(batch, rows=rows)
             finally:
                 self._in_flight -= 1
+                self.progress.pass_ended(token)
 
     def _timed_encode(self, items: list[T], alone: bool) -> np.ndarray:
         if self._before_pass is not None:

@@ -3,16 +3,18 @@
 KServe 0.21 decodes every BYTES element sent with the binary tensor data extension (tritonclient.http,
 kserve `InferenceRESTClient`) as UTF-8, so an encoded image fails with a 500 before the model sees it.
 `ClipDataPlane` parses such requests itself and hands each element to the model as `bytes`; everything
-else is KServe's own behaviour. Model metadata reports `platform: "open_clip"`.
+else is KServe's own behaviour. Model metadata reports `platform: "open_clip"`. Liveness asks the model
+whether its forward passes are wedged (`stall`) and raises `Wedged` (503) when they are.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ServerNotLive
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput, deserialize_bytes_tensor
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
@@ -41,6 +43,7 @@ def _input(spec: Any, body: bytes, offset: int) -> tuple[InferInput, int]:
         except struct.error:
             raise InvalidInput(f"input '{spec['name']}': malformed length-prefixed BYTES data") from None
     else:
+        # Private attribute, checked against kserve==0.21.0: where InferInput keeps raw tensor bytes.
         tensor._raw_data = raw
     return tensor, offset + size
 
@@ -76,8 +79,30 @@ def parse_binary_request(body: bytes, json_length: int, model_name: str) -> Infe
     )
 
 
+class Wedged(ServerNotLive):
+    """Forward passes are wedged: the liveness endpoints answer 503 saying why (gRPC: UNAVAILABLE)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        # kserve==0.21.0's gRPC interceptor aborts with `ex.reason`, which ServerNotLive lacks.
+        self.reason = str(self)
+
+
 class ClipDataPlane(DataPlane):
-    """KServe's `DataPlane`, keeping binary BYTES elements as bytes."""
+    """KServe's `DataPlane`, keeping binary BYTES elements as bytes, with a liveness that checks `stall`.
+
+    `stall()` returns why forward passes are wedged, or None while they progress.
+    """
+
+    def __init__(self, *args: Any, stall: Callable[[], str | None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stall = stall
+
+    async def live(self) -> dict[str, str]:
+        reason = self._stall()
+        if reason is not None:
+            raise Wedged(reason)
+        return await super().live()
 
     def decode_inference_request(
         self, body: bytes | InferenceRequest, headers: dict[str, str], model_name: str

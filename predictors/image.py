@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from functools import cached_property
 from typing import Any
 
 import torch
 from kserve.errors import InvalidInput
 from PIL import Image
 
-from .imaging import decode_image
 from .model import ClipModel
+from .preprocess import decode_image
 from .server import run
 
 
@@ -45,11 +46,11 @@ class ClipImageModel(ClipModel[torch.Tensor]):
 
     input_name = "image"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    @cached_property
+    def min_decode_side(self) -> int:
+        """Big images are decoded at reduced scale, down to twice the model's input: preprocess.py."""
         size = self.loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
-        # Decode big images at reduced scale, down to twice the model's input (see predictors.imaging).
-        self.min_decode_side = 2 * max(size if isinstance(size, tuple | list) else (size,))
+        return 2 * max(size if isinstance(size, tuple | list) else (size,))
 
     def warmup_items(self) -> list[torch.Tensor]:
         return [self.loaded.preprocess(Image.new("RGB", (64, 64), (127, 127, 127)))]

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from . import onednn
+from . import gpu, onednn
 from .settings import Settings
 
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -49,11 +49,17 @@ class LoadedModel:
 
 
 def resolve_device(requested: str) -> torch.device:
+    """`auto`: cuda when available, else cpu. `cuda` where CUDA is not usable: `ModelLoadError` naming
+    the driver/CUDA mismatch. A CUDA device is logged (GPU, compute capability, CUDA and driver)."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("--device cuda was requested but no CUDA device is available")
-    return torch.device(requested)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif requested == "cuda" and (problem := gpu.cuda_problem()) is not None:
+        raise ModelLoadError(problem)
+    else:
+        device = torch.device(requested)
+    if device.type == "cuda":
+        logger.info("%s", gpu.describe_cuda(device))
+    return device
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:

@@ -2,10 +2,10 @@
 
 glibc serves large blocks (an activation of a batched forward pass is megabytes) with mmap and returns
 them on free, and trims the heap top as soon as it exceeds 128 KiB; the next pass then page-faults the
-same memory back in, zero-filled. Measured on ViT-B-32, image predictor alone at concurrency 32, CPU,
-2 interleaved rounds: 990-1,500 -> 12-63 minor faults and 2.2-2.9 -> 0.6 ms of system time an image,
-35.3-36.3 -> 36.7-37.2 images/s. The cost: the resident size stays at its peak, which a model server
-reaches with its first full batch anyway.
+same memory back in, zero-filled, which costs system time on every pass. Raising both thresholds keeps
+those pages in the process (tests/predictors/test_memory.py shows the faults go away; the throughput
+measured with it is in bench/results/predictor-measurements.md). The cost: the resident size stays at
+its peak, which a model server reaches with its first full batch anyway.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """fp32 linear layers on oneDNN instead of the BLAS that torch's CPU build links (MKL).
 
 MKL chooses its kernels by CPU vendor: on AMD it leaves AVX-512 unused, and a CLIP tower, which
-spends almost all of its time in linear layers, runs at about half the speed that oneDNN (also in
-every torch CPU build) reaches on the same cores. Measured on 2 AMD EPYC vCPUs with AVX-512, one
-thread, ViT-B-32: image tower 92 -> 46 ms an item at batch 8 and 122 -> 64 ms at batch 1; text tower
-10.9 -> 5.4 ms a text at batch 8; cosine of each embedding to torch's own path >= 0.9999998.
+spends almost all of its time in linear layers, runs far slower there than on oneDNN (also in every
+torch CPU build) on the same cores, with the same embeddings to float precision (the measurements are
+in bench/results/predictor-measurements.md; tests/predictors/test_onednn.py checks the parity).
 
 `use_onednn(model)` re-classes every `nn.Linear` and `nn.MultiheadAttention` in place: parameters,
 state dict and `isinstance` stay as they were; only `forward` changes, and it takes torch's own path
@@ -25,6 +24,7 @@ def available() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
+        # A private operator, checked against torch==2.14.1 (the fused linear of its oneDNN backend).
         torch.ops.mkldnn._linear_pointwise  # noqa: B018 (looked up, not called)
     except (AttributeError, RuntimeError):
         return False
@@ -32,6 +32,7 @@ def available() -> bool:
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    # Private operator, checked against torch==2.14.1: (input, weight, bias, attr, scalars, algorithm).
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -70,6 +71,7 @@ class OneDnnSelfAttention(nn.MultiheadAttention):
             and not is_causal
             and (attn_mask is None or (attn_mask.dim() == 2 and attn_mask.is_floating_point()))
             and self.batch_first
+            # `_qkv_same_embed_dim` is private, checked against torch==2.14.1: one packed in_proj_weight.
             and self._qkv_same_embed_dim
             and self.bias_k is None
             and not self.add_zero_attn

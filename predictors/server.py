@@ -4,6 +4,11 @@ Quiet by default: one log line at start (model, device, precision, batching, por
 errors after that. `--enable_latency_logging true` adds KServe's per-request timing and access lines;
 `--log_config_file` replaces the whole logging configuration.
 
+Liveness (`GET /v2/health/live`, which the chart's liveness and startup probes use, and KServe's `GET /`)
+answers 503 `{"live": false, "error": <why>}` while forward passes are wedged (see
+`predictors.liveness`, `--stall_timeout_s`), so Kubernetes restarts the pod; a busy predictor stays live.
+gRPC `ServerLive` then fails with UNAVAILABLE.
+
 Besides KServe's v2 routes, `GET /v2/models/{name}/config` answers a Triton-style model configuration
 whose `parameters` hold `arch`, `pretrained`, `embed_dim`, `logit_scale`, device, precision and limits
 (`tritonclient.http.InferenceServerClient.get_model_config(name)` reads it).
@@ -18,7 +23,6 @@ import sys
 import warnings
 from typing import Any
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,8 +31,8 @@ from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 
 from .admission import Overloaded
-from .dataplane import ClipDataPlane
-from .loading import ModelLoadError, load_model
+from .dataplane import ClipDataPlane, Wedged
+from .loading import ModelLoadError
 from .memory import keep_freed_memory
 from .model import ClipModel
 from .settings import Kind, Settings, read_settings
@@ -48,7 +52,7 @@ def configure_logging(settings: Settings) -> None:
         kserve_logging.configure_logging(settings.log_config_file)
         return
     config = copy.deepcopy(kserve_logging.KSERVE_LOG_CONFIG)
-    per_request = "INFO" if settings.latency_logging else "WARNING"
+    per_request = "INFO" if settings.enable_latency_logging else "WARNING"
     loggers = config["loggers"]
     loggers["kserve"]["level"] = "WARNING"
     loggers["kserve.trace"]["level"] = per_request
@@ -68,9 +72,10 @@ class ClipModelServer(model_server.ModelServer):
 
     def __init__(self, model: ClipModel[Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.dataplane = ClipDataPlane(model_registry=self.registered_models)
+        self.dataplane = ClipDataPlane(model_registry=self.registered_models, stall=model.stall)
         _add_config_route(model_server.app, model)
         model_server.app.add_exception_handler(Overloaded, _overloaded)
+        model_server.app.add_exception_handler(Wedged, _wedged)
         model_server.app.add_exception_handler(RequestValidationError, _malformed)
 
 
@@ -78,6 +83,11 @@ async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     # A handled 503 keeps the keep-alive connection (KServe's generic handler would drop it).
     assert isinstance(exc, Overloaded)
     return JSONResponse({"error": exc.message}, 503, headers={"retry-after": str(exc.retry_after_s)})
+
+
+async def _wedged(request: Request, exc: Exception) -> JSONResponse:
+    # Logged once when the stall begins (ClipModel.stall), not on every probe as KServe's handler would.
+    return JSONResponse({"live": False, "error": str(exc)}, 503)
 
 
 async def _malformed(request: Request, exc: Exception) -> JSONResponse:
@@ -107,45 +117,42 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
     """Entry point of `python -m predictors.<kind>`."""
     settings = read_settings(kind)
     configure_logging(settings)
-    kserve_args = settings.kserve_args
-    if kserve_args["workers"] != 1:
+    if settings.workers != 1:
         _fail("--workers must be 1: batching needs one process per model; scale with replicas instead")
-    if settings.num_threads > 0:
-        torch.set_num_threads(settings.num_threads)
     keep_freed_memory()
+    model = model_cls(settings)
     try:
-        loaded = load_model(settings)
-        model = model_cls(settings, loaded)
         model.load()
     except ModelLoadError as e:
         _fail(f"cannot serve {settings.model_name}: {e}")
         return
+    loaded = model.loaded
     if loaded.pretrained == "none":
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
         "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s (%s kernels), batches up to %d items "
-        "within %g ms, up to %d forward pass(es) at once on %d torch threads (%d each when they overlap), "
-        "at most %d items held, HTTP :%d gRPC :%s",
+        "within %g ms, up to %d forward pass(es) at once on %d torch threads (%d each when they overlap; "
+        "threads from %s), at most %d items held, stall bound %g s, HTTP :%d gRPC :%s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
         str(loaded.dtype).removeprefix("torch."), loaded.kernels, settings.max_batch_size,
         settings.max_batch_delay_ms,
-        model.threads.workers, model.threads.total, model.threads.shared, settings.max_queue_items,
-        settings.http_port,
-        settings.grpc_port if kserve_args["enable_grpc"] else "off",
+        model.threads.workers, model.threads.total, model.threads.shared, model.threads.source,
+        settings.max_queue_items, settings.stall_timeout_s, settings.http_port,
+        settings.grpc_port if settings.enable_grpc else "off",
     )  # fmt: skip
     server = ClipModelServer(
         model,
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
         workers=1,
-        max_threads=kserve_args["max_threads"],
-        max_asyncio_workers=kserve_args["max_asyncio_workers"],
-        enable_grpc=kserve_args["enable_grpc"],
-        enable_docs_url=kserve_args["enable_docs_url"],
-        enable_latency_logging=settings.latency_logging,
-        access_log_format=kserve_args["access_log_format"],
-        event_loop=kserve_args["event_loop"],
-        timeout_keep_alive=kserve_args["timeout_keep_alive"],
+        max_threads=settings.max_threads,
+        max_asyncio_workers=settings.max_asyncio_workers,
+        enable_grpc=settings.enable_grpc,
+        enable_docs_url=settings.enable_docs_url,
+        enable_latency_logging=settings.enable_latency_logging,
+        access_log_format=settings.access_log_format,
+        event_loop=settings.event_loop,
+        timeout_keep_alive=settings.timeout_keep_alive,
         # SIGTERM: REST stops accepting and drains (uvicorn), then gRPC does; each within the grace.
         grace_period=settings.shutdown_grace_s,
     )

@@ -1,26 +1,22 @@
-"""Command-line flags and `CLIP_*` environment variables of both predictors, read once.
+"""Command-line flags and `CLIP_*` environment variables of both predictors, read once into `Settings`.
 
-Precedence: flag > environment variable > default. KServe's own flags (`--http_port`, `--grpc_port`,
-`--model_name`, `--workers`, `--enable_latency_logging`, `--log_config_file`, ...) are accepted too.
+Precedence: flag > environment variable > default. KServe's own server flags (`--http_port`,
+`--grpc_port`, `--model_name`, `--workers`, `--enable_latency_logging`, `--log_config_file`, ...) are
+accepted too; those the predictors use are fields of `Settings` under their KServe names.
 
-Threading and batch-delay defaults were chosen with `python -m bench.tune` (`make bench-tune`,
-bench/results/tune-*.md) on 2 shared CPU cores, image predictor, text predictor and gateway on one
-machine, oneDNN linear kernels. ViT-B-32, /compare/ with distinct short texts, req/s at concurrency 32
-(p50 ms at concurrency 1), torch threads image/text: 1/1 20.2 (78), 2/2 28.8 (67), 2/1 26.6 (68): the
-image tower is most of the work and gets every core (torch's default); the text tower gets one thread:
-image 0 (the probe) with text on 1 vs 2 threads, 30.9 vs 29.0 req/s, text CPU 8.9 vs 11.0 ms a request
-(tune-vit-b-32-text-threads.md; a text pass on 2 threads spins at OpenMP barriers on the image's core).
-Forward workers (image predictor; tune-vit-b-32-workers.md): 1 pass x 2 threads vs 2 passes at once,
-each on half a full batch, with 2 threads when a pass runs alone and 1 each when they overlap; req/s at
-concurrency 1 / 4 / 32: 14.4 / 19.8 / 27.4 vs 14.0 / 20.2 / 29.4 (image predictor CPU per request at 32:
-56.6 vs 54.2 ms; with MKL kernels 13.7 vs 16.1 req/s at 32). Hence 2 workers on a CPU; on a GPU one pass
-at a time (half batches would only cost).
-Batch delay: a CPU forward pass takes 2 ms (demo model) to 10s of ms (ViT-B-32), so items queue up
-while one runs and are batched anyway; a delay only adds latency when little is queued (demo model,
-concurrency 1, p50: 12 ms at 0 ms delay vs 17.5 and 26.7 ms at 2 and 5 ms; noisy machine). A delay on
-the text predictor alone does not pay either (ViT-B-32, concurrency 32, 0 / 10 / 25 ms: 29.9 / 29.5 /
-30.1 req/s, text CPU 9.4 / 9.0 / 8.4 ms a request, p50 at concurrency 1 67 / 76 / 74 ms;
-tune-vit-b-32-text-delay.md). On a GPU, where a pass takes ~1 ms, a few ms of delay can pay: set it there.
+The defaults of threads, forward workers and batch delay were chosen with `python -m bench.tune`
+(`make bench-tune`); the measurements behind them are in bench/results/predictor-measurements.md and
+bench/results/tune-*.md. What they rest on:
+- The image tower does most of the work of a request, so the image predictor's passes get every core
+  (torch's default, capped by the container's CPU limit: see `predictors.threads`). The text predictor
+  gets one thread: a text pass on several threads spins at OpenMP barriers on the cores the image
+  predictor is using.
+- On a CPU the image predictor runs two forward passes at once, each on half of a full batch, with
+  every thread for a pass alone and a share when they overlap: under load this beats one pass on all
+  threads, which waits at barriers. On a GPU one pass at a time (half batches would only cost).
+- No batch delay: items that queue while a CPU pass runs are batched anyway, and a delay only adds
+  latency when little is queued. On a GPU, where a pass is short, a few milliseconds of delay can pay:
+  set it there.
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,18 +35,39 @@ Kind = Literal["image", "text"]
 MODEL_MOUNT = Path("/mnt/models")
 
 DEFAULT_PORTS: dict[Kind, tuple[int, int]] = {"image": (8001, 9001), "text": (8002, 9002)}
-DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: one per core, see predictors.threads
+DEFAULT_THREADS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: from the CPUs, see predictors.threads
 DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: 2 on a CPU, 1 on a GPU
+
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEFAULT_STALL_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything one predictor process is configured with."""
+    """Everything one predictor process is configured with, one field per flag it uses.
+
+    Each field is named as its flag's argparse destination (`--timeout-keep-alive`, spelt so by KServe,
+    is `timeout_keep_alive`); `read_settings` fills every field from the parsed flags by that name.
+    """
 
     kind: Kind
+    # KServe's server flags, as `kserve.model_server.parser` defines them
     model_name: str
     http_port: int
     grpc_port: int
+    workers: int
+    max_threads: int
+    max_asyncio_workers: int | None
+    enable_grpc: bool
+    enable_docs_url: bool
+    enable_latency_logging: bool
+    log_config_file: str | None
+    access_log_format: str | None
+    event_loop: str
+    timeout_keep_alive: int
+    # The CLIP flags below
     model_dir: Path | None
     arch: str | None
     pretrained: str | None
@@ -66,9 +83,7 @@ class Settings:
     max_text_chars: int
     max_queue_items: int
     shutdown_grace_s: int
-    latency_logging: bool
-    log_config_file: str | None
-    kserve_args: dict[str, Any]
+    stall_timeout_s: float
 
 
 def _at_least(minimum: int, kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -113,20 +128,21 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         default=_env("CLIP_PRETRAINED", None),
         help="pretrained tag, checkpoint file, or 'none' (random weights, benchmarks only)",
     )
-    add("--device", default=_env("CLIP_DEVICE", "auto"), choices=["auto", "cpu", "cuda"])
-    add("--precision", default=_env("CLIP_PRECISION", "auto"), choices=["auto", "fp32", "fp16", "bf16"])
+    add("--device", default=_env("CLIP_DEVICE", "auto"), choices=DEVICES, help="auto: cuda when usable")
+    add("--precision", default=_env("CLIP_PRECISION", "auto"), choices=PRECISIONS)
     add(
         "--cpu_kernels",
         default=_env("CLIP_CPU_KERNELS", "onednn"),
         choices=["onednn", "torch"],
-        help="fp32 linear layers on a CPU: onednn (uses AVX-512 on AMD too; up to 2x faster there) or "
-        "torch's own BLAS",
+        help="fp32 linear layers on a CPU: onednn (uses AVX-512 on AMD CPUs too, where torch's BLAS "
+        "does not) or torch's own BLAS",
     )
     add(
         "--num_threads",
         type=_at_least(0, int),
         default=_env("CLIP_NUM_THREADS", DEFAULT_THREADS[kind]),
-        help="torch intra-op threads of the forward passes; 0: one per core, kept for a pass alone only "
+        help="torch intra-op threads of the forward passes; 0: one per core the process may use (its CPU "
+        "affinity, capped by a container CPU limit), kept for a pass alone only "
         "if the model gains from them (timed at load). A pass alone uses all; passes that overlap share",
     )
     add(
@@ -180,46 +196,33 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         default=_env("CLIP_SHUTDOWN_GRACE_S", 10),
         help="on SIGTERM, how long in-flight REST requests, then gRPC calls, may take to finish",
     )
+    add(
+        "--stall_timeout_s",
+        type=_at_least(1, float),
+        default=_env("CLIP_STALL_TIMEOUT_S", DEFAULT_STALL_TIMEOUT_S),
+        help="liveness: GET /v2/health/live (and /) answers 503 once items have waited this long with "
+        "no forward pass finishing, or one pass has run this long, so Kubernetes restarts a wedged "
+        "predictor. Keep it above the longest pass of a full batch (a big model on a CPU at "
+        "--max_batch_size can take tens of seconds)",
+    )
     return parser
 
 
 def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
     """Parse flags (falling back to env, then defaults) into a `Settings`."""
     parser = build_parser(kind)
-    args = parser.parse_args(argv)  # argparse also converts and checks string defaults read from env
-    for flag in ("device", "precision"):
-        allowed = next(a.choices for a in parser._actions if a.dest == flag)
-        if allowed is not None and getattr(args, flag) not in allowed:
-            parser.error(f"--{flag} (or CLIP_{flag.upper()}) must be one of {sorted(allowed)}")
-    if args.max_queue_items < args.max_items:
+    values = vars(parser.parse_args(argv))  # argparse also converts and checks string defaults from env
+    # argparse checks `choices` on flags only, not on defaults, so values read from env are checked here.
+    for flag, allowed in (("device", DEVICES), ("precision", PRECISIONS)):
+        if values[flag] not in allowed:
+            parser.error(f"--{flag} (or CLIP_{flag.upper()}) must be one of {list(allowed)}")
+    if values["max_queue_items"] < values["max_items"]:
         parser.error(
-            f"--max_queue_items ({args.max_queue_items}) must be at least --max_items ({args.max_items}): "
-            "a full-size request could never be admitted"
+            f"--max_queue_items ({values['max_queue_items']}) must be at least --max_items "
+            f"({values['max_items']}): a full-size request could never be admitted"
         )
-    model_dir = args.model_dir
-    if model_dir is None and args.arch is None and MODEL_MOUNT.is_dir():
-        model_dir = str(MODEL_MOUNT)
-    return Settings(
-        kind=kind,
-        model_name=args.model_name,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        model_dir=Path(model_dir) if model_dir else None,
-        arch=args.arch,
-        pretrained=args.pretrained,
-        device=args.device,
-        precision=args.precision,
-        cpu_kernels=args.cpu_kernels,
-        num_threads=args.num_threads,
-        forward_workers=args.forward_workers,
-        max_batch_size=args.max_batch_size,
-        max_batch_delay_ms=args.max_batch_delay_ms,
-        max_items=args.max_items,
-        max_image_pixels=args.max_image_pixels,
-        max_text_chars=args.max_text_chars,
-        max_queue_items=args.max_queue_items,
-        shutdown_grace_s=args.shutdown_grace_s,
-        latency_logging=args.enable_latency_logging,
-        log_config_file=args.log_config_file,
-        kserve_args=vars(args),
-    )
+    model_dir = values["model_dir"]
+    if model_dir is None and values["arch"] is None and MODEL_MOUNT.is_dir():
+        model_dir = MODEL_MOUNT
+    values["model_dir"] = Path(model_dir) if model_dir else None
+    return Settings(kind=kind, **{f.name: values[f.name] for f in fields(Settings) if f.name != "kind"})

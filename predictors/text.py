@@ -14,6 +14,7 @@ the length of its longest tokenized text (see `predictors.text_encoding`).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -44,9 +45,10 @@ class ClipTextModel(ClipModel[str]):
 
     input_name = "text"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.trim = can_trim(self.loaded.model)
+    @cached_property
+    def trim(self) -> bool:
+        """Whether batches run at their real token length (see predictors.text_encoding)."""
+        return can_trim(self.loaded.model)
 
     def warmup_items(self) -> list[str]:
         return ["a photo of a cat"]

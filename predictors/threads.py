@@ -1,8 +1,11 @@
 """How many forward passes run at once, and on how many torch threads each.
 
-On a CPU two 1-thread passes beat one 2-thread pass under load (no OpenMP barrier waits): see
-`predictors.settings`. A pass with nothing beside it gets every thread if the model is big enough to
-gain from them: `ThreadSplit.fastest` times a 1-item pass on one thread at load.
+The thread count is `--num_threads`, or else one per CPU the process may use: torch's default (one
+per physical core, or OMP_NUM_THREADS) capped by the CPUs of `predictors.cpus` (affinity and the
+container's CPU limit). On a CPU two passes, each on a share of the threads, beat one pass on all of
+them under load (no OpenMP barrier waits): see `predictors.settings`. A pass with nothing beside it
+gets every thread if the model is big enough to gain from them: `ThreadSplit.one_thread_if_short`
+times a 1-item pass on one thread at load.
 """
 
 from __future__ import annotations
@@ -10,46 +13,71 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from .cpus import CpuBudget, available_cpus
+
 logger = logging.getLogger(__name__)
 
-# On a CPU, two 1-thread passes beat one 2-thread pass (no barrier waits): see predictors.settings.
+# On a CPU, two passes each on a share of the threads beat one pass on all of them: predictors.settings.
 CPU_FORWARD_WORKERS = 2
 # A pass alone keeps every thread only when a 1-item pass on one thread takes at least SHORT_PASS_S. In
 # service the other predictor usually runs a pass at the same time; a short pass overlaps it entirely,
-# and the hand-offs between threads then cost more than they save. Measured on 2 cores, image tower,
-# 1-item pass on 1 / 2 threads: ViT-B-32 64 / 37 ms (all kept: /compare/ p50 at concurrency 1 67 vs
-# 78 ms on 1 thread); the demo model 1.8 / 1.5 ms (cut to 1: p50 9.3 vs 12.5 ms on 2 threads). Only
-# the 1-thread time is used, the fastest of PROBE_ROUNDS: other processes starting beside this one
-# can only make a pass look longer, which keeps the threads (as before this probe), never cuts them.
+# and the hand-offs between threads then cost more than they save. The bound lies between the demo
+# model's pass and ViT-B-32's (bench/results/predictor-measurements.md). Only the 1-thread time is
+# used, the fastest of PROBE_ROUNDS: other processes starting beside this one can only make a pass look
+# longer, which keeps the threads, never cuts them.
 SHORT_PASS_S = 0.02
 PROBE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class ThreadCount:
+    """Torch threads for the forward passes, and what set the number (logged, and in the model config)."""
+
+    count: int
+    source: str
+
+
+def thread_count(num_threads: int, cpus: CpuBudget | None = None) -> ThreadCount:
+    """`num_threads` as given, or for 0 torch's default capped by the CPUs this process may use."""
+    if num_threads > 0:
+        return ThreadCount(num_threads, "--num_threads")
+    cpus = cpus or available_cpus()
+    default = torch.get_num_threads()
+    if cpus.count < default:
+        return ThreadCount(cpus.count, cpus.source)
+    return ThreadCount(default, "torch's default (one per physical core, or OMP_NUM_THREADS)")
 
 
 @dataclass(frozen=True)
 class ThreadSplit:
     """Forward passes at once, and torch threads of each: `total` alone, else `shared`.
 
-    `probe`: `total` is torch's default, not the user's; `fastest` may cut it to 1 after timing a pass.
+    `probe`: `total` is a default, not the user's; `one_thread_if_short` may cut it to 1 after timing
+    a pass. `source` says what set `total` (it does not take part in comparisons).
     """
 
     workers: int
     total: int
     shared: int
     probe: bool = False
+    source: str = field(default="--num_threads", compare=False)
 
     @classmethod
-    def of(cls, num_threads: int, forward_workers: int, device: torch.device) -> ThreadSplit:
-        """`num_threads` (0: up to one per core) shared among `forward_workers` (0: auto)."""
-        total = num_threads or torch.get_num_threads()
+    def of(
+        cls, num_threads: int, forward_workers: int, device: torch.device, threads: ThreadCount | None = None
+    ) -> ThreadSplit:
+        """`threads` (default: `thread_count(num_threads)`) shared among `forward_workers` (0: auto)."""
+        threads = threads or thread_count(num_threads)
+        total = threads.count
         workers = forward_workers or (1 if device.type == "cuda" else min(CPU_FORWARD_WORKERS, total))
         probe = num_threads == 0 and device.type == "cpu" and total > 1
-        return cls(workers, total, max(1, total // workers), probe)
+        return cls(workers, total, max(1, total // workers), probe, threads.source)
 
-    def fastest(self, one_pass: Callable[[], object]) -> ThreadSplit:
+    def one_thread_if_short(self, one_pass: Callable[[], object]) -> ThreadSplit:
         """This split, or 1 thread everywhere if `one_pass` on 1 thread is shorter than SHORT_PASS_S."""
         if not self.probe:
             return self
@@ -69,10 +97,11 @@ class ThreadSplit:
             min(seconds) * 1e3,
             1 if short else self.total,
         )
-        return ThreadSplit(self.workers, 1, 1) if short else self
+        source = f"{self.source}, cut to 1: a pass on one thread is short" if short else self.source
+        return ThreadSplit(self.workers, 1, 1, source=source) if short else self
 
     def before_pass(self, alone: bool) -> None:
         """Set the calling worker thread's torch thread count for its next pass."""
         wanted = self.total if alone else self.shared
-        if torch.get_num_threads() != wanted:  # per OS thread; setting it costs ~0.1 ms
+        if torch.get_num_threads() != wanted:  # the count is per OS thread; setting it is not free
             torch.set_num_threads(wanted)

@@ -209,6 +209,7 @@ def test_config_reports_the_workers(image_server_2_workers: Server) -> None:
     url = f"http://127.0.0.1:{image_server_2_workers.ports['http']}/v2/models/clip-image/config"
     parameters = httpx.get(url).json()["parameters"]
     assert (parameters["forward_workers"], parameters["torch_threads"]) == (2, 1)
+    assert parameters["torch_threads_source"] == "--num_threads"
 
 
 def test_one_worker_never_overlaps() -> None:

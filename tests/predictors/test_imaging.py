@@ -9,7 +9,7 @@ import pytest
 from kserve.errors import InvalidInput
 from PIL import Image
 
-from predictors.imaging import decode_image
+from predictors.preprocess import decode_image
 
 from .media import distinct_image, encode, exif_rotated_png, png_header_only, rgba_on_white
 

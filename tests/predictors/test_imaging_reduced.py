@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from demo.shapes import draw
-from predictors.imaging import decode_image
 from predictors.loading import load_model
+from predictors.preprocess import decode_image
 from predictors.settings import read_settings
 
 LIMIT = 40_000_000

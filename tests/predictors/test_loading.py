@@ -148,6 +148,26 @@ def test_process_with_unreachable_weights_exits_fast() -> None:
     assert len(errors) == 1 and "laion2b_s34b_b79k" in errors[0], lines
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is usable here: --device cuda cannot fail")
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_device_cuda_without_usable_cuda_exits_naming_the_mismatch(how: str, tiny_dir: Path) -> None:
+    args, env = ["--model_dir", str(tiny_dir)], {}
+    if how == "flag":
+        args += ["--device", "cuda"]
+    else:
+        env["CLIP_DEVICE"] = "cuda"
+    code, _, lines = run_predictor(args, env)
+    assert code != 0
+    errors = [ln for ln in lines if "ERROR" in ln]
+    assert len(errors) == 1, lines
+    line = errors[0]
+    assert "--device cuda but CUDA is not usable" in line
+    assert f"built for CUDA {torch.version.cuda}" in line  # torch's CUDA build
+    assert "R580+" in line and "no NVIDIA driver was found" in line  # the floor, and the driver here
+    assert "--build-arg TORCH_INDEX_URL=" in line
+
+
 @pytest.fixture(scope="module")
 def fp16_resnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model_dir = write_model_dir(tmp_path_factory.mktemp("models") / "resnet-fp16", RESNET, seed=3)

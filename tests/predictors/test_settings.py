@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from kserve import model_server
 
-from predictors.settings import read_settings
+from predictors.settings import Settings, build_parser, read_settings
 
 
 def test_defaults_per_predictor(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,8 +15,24 @@ def test_defaults_per_predictor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (image.model_name, image.http_port, image.grpc_port) == ("clip-image", 8001, 9001)
     assert (text.model_name, text.http_port, text.grpc_port) == ("clip-text", 8002, 9002)
     assert (image.max_items, image.max_image_pixels, text.max_text_chars) == (64, 40_000_000, 2000)
-    assert image.device == "auto" and image.precision == "auto" and not image.latency_logging
+    assert image.device == "auto" and image.precision == "auto" and not image.enable_latency_logging
     assert (image.forward_workers, text.forward_workers) == (0, 1)  # 0: chosen by device
+
+
+def test_every_clip_flag_is_a_typed_setting() -> None:
+    kserve_flags = {a.dest for a in model_server.parser._actions} | {"help"}  # private, Python 3.11.7
+    clip_flags = {a.dest for a in build_parser("image")._actions} - kserve_flags
+    assert clip_flags <= set(Settings.__dataclass_fields__)
+    s = read_settings("image", ["--workers", "1", "--timeout-keep-alive", "7", "--enable_grpc", "false"])
+    assert (s.workers, s.timeout_keep_alive, s.enable_grpc) == (1, 7, False)
+
+
+def test_stall_timeout_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIP_STALL_TIMEOUT_S", raising=False)
+    assert read_settings("image", []).stall_timeout_s == 120.0
+    monkeypatch.setenv("CLIP_STALL_TIMEOUT_S", "30")
+    assert read_settings("text", []).stall_timeout_s == 30.0
+    assert read_settings("text", ["--stall_timeout_s", "5.5"]).stall_timeout_s == 5.5
 
 
 def test_forward_workers_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +68,8 @@ def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({}, ["--forward_workers", "-1"]),
         ({"CLIP_NUM_THREADS": "-2"}, []),
         ({}, ["--cpu_kernels", "mkl"]),
+        ({"CLIP_PRECISION": "int4"}, []),
+        ({}, ["--stall_timeout_s", "0"]),
     ],
 )
 def test_bad_values_are_refused(

@@ -49,7 +49,7 @@ def pass_taking(ms_by_threads: dict[int, float]) -> tuple[list[int], Callable[[]
 def test_a_model_with_long_passes_keeps_every_thread() -> None:
     split = ThreadSplit(workers=2, total=4, shared=2, probe=True)
     seen, one_pass = pass_taking({1: 40, 4: 10})
-    assert split.fastest(one_pass) == split
+    assert split.one_thread_if_short(one_pass) == split
     assert set(seen) == {1}  # timed on one thread
 
 
@@ -57,7 +57,7 @@ def test_a_model_with_short_passes_runs_on_one_thread() -> None:
     split = ThreadSplit(workers=2, total=4, shared=2, probe=True)
     before = torch.get_num_threads()
     _, one_pass = pass_taking({1: 3, 4: 1})  # faster alone on 4, but too short to gain beside other work
-    assert split.fastest(one_pass) == ThreadSplit(workers=2, total=1, shared=1)
+    assert split.one_thread_if_short(one_pass) == ThreadSplit(workers=2, total=1, shared=1)
     assert torch.get_num_threads() == before  # the probe leaves the loading thread as it was
 
 
@@ -68,11 +68,11 @@ def test_a_pass_slowed_once_by_a_neighbour_still_counts_as_short() -> None:
     def one_pass() -> None:
         time.sleep(next(times) / 1000)
 
-    assert split.fastest(one_pass).total == 1
+    assert split.one_thread_if_short(one_pass).total == 1
 
 
 def test_a_count_the_user_gave_is_not_probed() -> None:
     split = ThreadSplit(workers=2, total=4, shared=2, probe=False)
     seen, one_pass = pass_taking({1: 10, 4: 30})
-    assert split.fastest(one_pass) == split
+    assert split.one_thread_if_short(one_pass) == split
     assert seen == []

@@ -27,6 +27,7 @@ def _flatten(data: Any) -> list[Any]:
 
 
 def _elements(tensor: InferInput) -> list[Any]:
+    # `_raw_data` is private, checked against kserve==0.21.0: the gRPC request's raw_input_contents.
     if tensor._raw_data is not None:  # gRPC raw_input_contents: length-prefixed elements
         try:
             return list(deserialize_bytes_tensor(tensor._raw_data))
