@@ -267,10 +267,12 @@ def test_the_predictor_reads_what_the_chart_renders(
         container = predictor_container(isvc(variants[variant], key))
         env = env_of(container)
         for name, value in env.items():
-            if name.startswith("CLIP_") and name != "CLIP_STALL_TIMEOUT_S":  # the stall flag is optional
+            if name.startswith("CLIP_"):
                 monkeypatch.setenv(name, value)
         settings = read_settings(key, container["args"][2:])
         assert settings.device == env["CLIP_DEVICE"]
         assert settings.max_queue_items == int(env["CLIP_MAX_QUEUE_ITEMS"])
         assert settings.shutdown_grace_s == int(env["CLIP_SHUTDOWN_GRACE_S"])
         assert (settings.http_port, settings.grpc_port) == (8080, 8081)
+        if "CLIP_STALL_TIMEOUT_S" in env:
+            assert settings.stall_timeout_s == float(env["CLIP_STALL_TIMEOUT_S"])
