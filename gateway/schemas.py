@@ -20,8 +20,15 @@ class Similarities(BaseModel):
     probabilities: list[float] = Field(description="softmax(logit_scale · similarities): CLIP zero-shot.")
 
 
-class CompareResponse(RootModel[Similarity | Similarities]):
-    """One text gives `similarity`; a list of texts gives `similarities` and `probabilities`."""
+class Results(BaseModel):
+    results: list[Similarity | Similarities] = Field(
+        description="For each image, in input order, what /compare/ answers for that image alone."
+    )
+
+
+class CompareResponse(RootModel[Similarity | Similarities | Results]):
+    """One text gives `similarity`; a list of texts gives `similarities` and `probabilities`; several
+    images (a list, or a repeated field) give `results`, one such answer per image."""
 
 
 class Embedding(BaseModel):
@@ -29,7 +36,11 @@ class Embedding(BaseModel):
 
 
 class Embeddings(BaseModel):
-    embeddings: list[list[float]] = Field(description="One L2-normalised embedding per text, in input order.")
+    embeddings: list[list[float]] = Field(description="One L2-normalised embedding per input, in order.")
+
+
+class EmbedResponse(RootModel[Embedding | Embeddings]):
+    """One image gives `embedding`; several images (a list, or a repeated field) give `embeddings`."""
 
 
 class EmbedTextResponse(RootModel[Embedding | Embeddings]):
@@ -41,8 +52,18 @@ class Ready(BaseModel):
     predictors: dict[str, str] = Field(description="'ready' or why not, per predictor.")
 
 
-_IMAGE_JSON = {"type": "string", "description": "The image file, base64 or a data: URI."}
-_IMAGE_FILE = {"type": "string", "format": "binary", "description": "The image file (JPEG, PNG, WebP, ...)."}
+_ONE_IMAGE = {"type": "string", "minLength": 1}
+_IMAGE_JSON = {
+    "anyOf": [_ONE_IMAGE, {"type": "array", "items": _ONE_IMAGE, "minItems": 1}],
+    "description": "The image file as base64 or a data: URI (or an http(s) URL when GATEWAY_IMAGE_URLS "
+    "is on); a list of them for several images (at most GATEWAY_MAX_IMAGES).",
+}
+_IMAGE_FILE = {
+    "type": "array",
+    "items": {"type": "string", "format": "binary"},
+    "minItems": 1,
+    "description": "The image file (JPEG, PNG, WebP, ...); repeat the field for several images.",
+}
 _ONE_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}  # not empty, not only spaces
 _TEXT_JSON = {
     "anyOf": [_ONE_TEXT, {"type": "array", "items": _ONE_TEXT, "minItems": 1}],
@@ -76,7 +97,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "Bad input: undecodable image, empty text, too many texts, or rejected by a predictor.",
         401: "API keys are configured and the request has none or a wrong one.",
-        413: "Body or image over GATEWAY_MAX_IMAGE_BYTES, or image over GATEWAY_MAX_IMAGE_PIXELS.",
+        413: "Body or image over GATEWAY_MAX_IMAGE_BYTES, image over GATEWAY_MAX_IMAGE_PIXELS, "
+        "or more images than GATEWAY_MAX_IMAGES.",
         415: "Unsupported content type or image format.",
         422: "A required field is missing or has the wrong type.",
         502: "A predictor answered with an error.",

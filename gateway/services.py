@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx
 from starlette.requests import Request
 
-from gateway.inputs import Limits
+from gateway.inputs import FetchImages, Limits
 from gateway.metrics import Metrics
 from gateway.predictor import PredictorClient, pool_size
 from gateway.readiness import Readiness
@@ -26,6 +26,8 @@ class Services:
     image_predictor: PredictorClient
     text_encoder: TextEncoder
     readiness: Readiness
+    # Fetches image URLs in JSON bodies; None while GATEWAY_IMAGE_URLS is off.
+    fetch_images: FetchImages | None = None
 
     @classmethod
     def start(

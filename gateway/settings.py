@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     gateway_max_image_pixels: int = Field(default=40_000_000, gt=0)
     gateway_max_texts: int = Field(default=32, gt=0)
     gateway_max_text_chars: int = Field(default=2000, gt=0)
+    # Images in one request (all go to the image predictor in one call, so at most its --max_items);
+    # the body cap grows with it.
+    gateway_max_images: int = Field(default=8, gt=0, le=64)
 
     # Text embeddings kept by the gateway (LRU, ~4 KB each at 512 dimensions); 0 turns the cache off.
     gateway_text_cache_size: int = Field(default=4096, ge=0)

@@ -67,9 +67,9 @@ def _bytes_request(name: str, elements: list[bytes], request_id: str) -> InferBo
     return InferBody(header + raw, len(header))
 
 
-def image_request(image: bytes, request_id: str) -> InferBody:
-    """An infer body carrying the encoded image file as one BYTES element."""
-    return _bytes_request("image", [image], request_id)
+def image_request(images: list[bytes], request_id: str) -> InferBody:
+    """An infer body carrying each encoded image file as one BYTES element."""
+    return _bytes_request("image", images, request_id)
 
 
 def text_request(texts: list[str], request_id: str) -> InferBody:
