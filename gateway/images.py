@@ -44,7 +44,7 @@ def json_images(value: object, max_images: int, max_bytes: int, urls: bool) -> t
                 )
             out.append(item)
         else:
-            out.append(named(i, many, decode_base64, item, max_bytes))
+            out.append(named(f"image[{i}]" if many else None, decode_base64, item, max_bytes))
     return out, many
 
 
@@ -59,17 +59,17 @@ def check_count(count: int, max_images: int) -> None:
 def check_images(images: list[bytes], many: bool, max_bytes: int, max_pixels: int) -> None:
     """Check each image from its header; a bad one's error names it (`image[i]`) when there are several."""
     for i, data in enumerate(images):
-        named(i, many, check_image, data, max_bytes, max_pixels)
+        named(f"image[{i}]" if many else None, check_image, data, max_bytes, max_pixels)
 
 
-def named(index: int, many: bool, step: Callable[..., T], *args: Any) -> T:
-    """`step(*args)`; when the request has several images, its error message starts with `image[i]: `."""
+def named(label: str | None, step: Callable[..., T], *args: Any) -> T:
+    """`step(*args)`, whose error message starts with `label: ` (which image of several it is about)."""
     try:
         return step(*args)
     except GatewayError as exc:
-        if not many:
+        if label is None:
             raise
-        raise type(exc)(f"image[{index}]: {exc.message}") from exc
+        raise type(exc)(f"{label}: {exc.message}") from exc
 
 
 def decode_base64(value: str, max_bytes: int) -> bytes:

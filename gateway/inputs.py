@@ -21,8 +21,9 @@ from gateway.uploads import check_image
 BODY_SLACK = 64 * 1024
 IMAGE_SLACK = 1024
 
-# Fetches the image URLs of a JSON body (`gateway.imageurls`); None when GATEWAY_IMAGE_URLS is off.
-FetchImages = Callable[[list[bytes | str], bool], Awaitable[list[bytes]]]
+# Fetches the image URLs among image sources (`gateway.imageurls`), an error naming the image by its
+# label (None: the request's only image); None when GATEWAY_IMAGE_URLS is off.
+FetchImages = Callable[[list[bytes | str], list[str | None]], Awaitable[list[bytes]]]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ async def read_inputs(
         if not any(isinstance(source, str) for source in sources):
             return parsed
         assert fetch is not None
-        images = await fetch(sources, parsed.many_images)
+        labels = [f"image[{i}]" if parsed.many_images else None for i in range(len(sources))]
+        images = await fetch(sources, labels)
         check_images(images, parsed.many_images, limits.max_image_bytes, limits.max_image_pixels)
         return Inputs(images, parsed.texts, parsed.many, parsed.many_images)
     accepted = "multipart/form-data or application/json"
@@ -181,7 +183,8 @@ def _from_json(
         sources, many_images = json_images(payload["image"], limits.max_images, limits.max_image_bytes, urls)
         for i, source in enumerate(sources):
             if isinstance(source, bytes):
-                named(i, many_images, check_image, source, limits.max_image_bytes, limits.max_image_pixels)
+                label = f"image[{i}]" if many_images else None
+                named(label, check_image, source, limits.max_image_bytes, limits.max_image_pixels)
         files = [source for source in sources if isinstance(source, bytes)]
         if len(files) == len(sources):
             images = files

@@ -106,3 +106,119 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         504: "A predictor did not answer within PREDICTOR_TIMEOUT_S.",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong, for a person.")
+    type: str = Field(description="invalid_request_error, authentication_error or server_error.")
+    param: str | None = Field(description="The request field at fault, if one is.")
+    code: str | None = Field(description="A machine-readable reason, e.g. model_not_found.")
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error shape, used on /v1/* so OpenAI's SDKs raise their typed errors."""
+
+    error: OpenAIErrorDetail
+
+
+class EmbeddingObject(BaseModel):
+    object: str = Field(examples=["embedding"])
+    index: int = Field(description="The item's place in `input`.")
+    embedding: list[float] | str = Field(
+        description="L2-normalised; with encoding_format=base64, little-endian float32 bytes in base64."
+    )
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="Tokens the text model read (start and end tokens included).")
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: str = Field(examples=["list"])
+    data: list[EmbeddingObject]
+    model: str = Field(examples=["ViT-B-32/laion2b_s34b_b79k"])
+    usage: Usage
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "object": "list",
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.0132, -0.0871, 0.0412]}],
+                    "model": "ViT-B-32/laion2b_s34b_b79k",
+                    "usage": {"prompt_tokens": 5, "total_tokens": 5},
+                }
+            ]
+        }
+    }
+
+
+class ModelObject(BaseModel):
+    id: str = Field(description="The architecture and the weights.", examples=["ViT-B-32/laion2b_s34b_b79k"])
+    object: str = Field(examples=["model"])
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: str = Field(examples=["list"])
+    data: list[ModelObject]
+
+
+_V1_INPUT = {"type": "string", "minLength": 1}
+EMBEDDINGS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "input"],
+                    "properties": {
+                        "model": {"type": "string", "description": "The id GET /v1/models lists."},
+                        "input": {
+                            "anyOf": [_V1_INPUT, {"type": "array", "items": _V1_INPUT, "minItems": 1}],
+                            "description": "Texts, and images as data:image/...;base64, URIs (or, with "
+                            "modality=image, base64 or URLs when GATEWAY_IMAGE_URLS is on).",
+                        },
+                        "encoding_format": {
+                            "type": "string",
+                            "enum": ["float", "base64"],
+                            "default": "float",
+                        },
+                        "modality": {
+                            "type": "string",
+                            "enum": ["text", "image"],
+                            "description": "Treat every item as this; without it data:image URIs are images.",
+                        },
+                        "dimensions": {"type": "integer", "description": "Must equal the model's, if given."},
+                        "user": {"type": "string", "description": "Accepted and ignored."},
+                    },
+                },
+                "examples": {
+                    "texts": {"value": {"model": "ViT-B-32/laion2b_s34b_b79k", "input": ["a cat", "a dog"]}},
+                    "text and image": {
+                        "value": {
+                            "model": "ViT-B-32/laion2b_s34b_b79k",
+                            "input": ["a cat", "data:image/png;base64,iVBORw0KGgo..."],
+                            "encoding_format": "base64",
+                        }
+                    },
+                },
+            }
+        },
+    }
+}
+
+
+def openai_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses` entries for the error codes a /v1 endpoint can answer, in OpenAI's shape."""
+    meaning = {
+        404: "No such model (the body's `model` is not the id GET /v1/models lists).",
+        **{
+            code: entry["description"]
+            for code, entry in errors(400, 401, 413, 415, 422, 502, 503, 504).items()
+        },
+    }
+    return {code: {"model": OpenAIError, "description": meaning[code]} for code in codes}

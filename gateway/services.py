@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from gateway.inputs import FetchImages, Limits
 from gateway.metrics import Metrics
+from gateway.modelinfo import ModelInfo
 from gateway.predictor import PredictorClient, pool_size
 from gateway.readiness import Readiness
 from gateway.settings import Settings
@@ -26,6 +27,7 @@ class Services:
     image_predictor: PredictorClient
     text_encoder: TextEncoder
     readiness: Readiness
+    model_info: ModelInfo
     # Fetches image URLs in JSON bodies; None while GATEWAY_IMAGE_URLS is off.
     fetch_images: FetchImages | None = None
 
@@ -52,7 +54,9 @@ class Services:
             call_size=settings.gateway_text_batch_size,
             max_wait_s=settings.gateway_text_batch_wait_ms / 1000,
         )
-        return cls(settings, Limits.from_settings(settings), metrics, image, texts, readiness)
+        return cls(
+            settings, Limits.from_settings(settings), metrics, image, texts, readiness, ModelInfo(text)
+        )
 
     async def aclose(self) -> None:
         await self.image_predictor.aclose()
