@@ -17,6 +17,7 @@ from gateway.admission import ConcurrencyLimit
 from gateway.auth import ApiKeys
 from gateway.errors import GatewayError, PredictorError
 from gateway.errorshape import error_body
+from gateway.imagefetch import ImageFetcher
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.requestid import RequestIdMiddleware, current
 from gateway.routes import api, ops
@@ -28,15 +29,18 @@ log = logging.getLogger("gateway")
 
 
 def create_app(
-    settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    image_fetcher: ImageFetcher | None = None,
 ) -> FastAPI:
-    """The gateway app; `transport` replaces the network to the predictors (tests)."""
+    """The gateway app; `transport` replaces the network to the predictors and `image_fetcher` the one
+    to image URLs (tests)."""
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = Services.start(settings, metrics, transport)
+        app.state.services = Services.start(settings, metrics, transport, image_fetcher)
         try:
             yield
         finally:

@@ -90,8 +90,7 @@ async def read_inputs(
             return parsed
         assert fetch is not None
         labels = [f"image[{i}]" if parsed.many_images else None for i in range(len(sources))]
-        images = await fetch(sources, labels)
-        check_images(images, parsed.many_images, limits.max_image_bytes, limits.max_image_pixels)
+        images = await fetch(sources, labels)  # each checked as it is fetched
         return Inputs(images, parsed.texts, parsed.many, parsed.many_images)
     accepted = "multipart/form-data or application/json"
     if not image:

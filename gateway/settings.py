@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     gateway_text_batch_size: int = Field(default=32, gt=0)
     gateway_text_batch_wait_ms: float = Field(default=250.0, ge=0)
 
+    # Image URLs in JSON bodies, fetched by the gateway (off: only uploads, base64 and data: URIs).
+    # Addresses that are not public are refused unless in one of these comma-separated networks (CIDR).
+    gateway_image_urls: bool = False
+    gateway_image_url_allow: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    gateway_image_url_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    gateway_image_url_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
     # Comma-separated bearer keys; empty means no authentication.
     gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -60,6 +68,18 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("gateway_image_url_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(ip_network(n.strip(), strict=False) for n in value.split(",") if n.strip())
+            except ValueError as exc:
+                raise ValueError(
+                    f"GATEWAY_IMAGE_URL_ALLOW must be comma-separated CIDR networks: {exc}"
+                ) from None
         return value
 
     @field_validator("image_predictor_url", "text_predictor_url")
@@ -81,4 +101,5 @@ class Settings(BaseSettings):
         """The settings for a log line, with API keys replaced by their count."""
         values = self.model_dump()
         values["gateway_api_keys"] = f"<{len(self.gateway_api_keys)} keys>"
+        values["gateway_image_url_allow"] = ",".join(map(str, self.gateway_image_url_allow))
         return values
