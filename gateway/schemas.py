@@ -95,15 +95,16 @@ def request_body(*fields: str, form_urlencoded: bool = False) -> dict[str, Any]:
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses` entries for the error codes an endpoint can answer."""
     meaning = {
-        400: "Bad input: undecodable image, empty text, too many texts, or rejected by a predictor.",
+        400: "Bad input: undecodable image, empty text, too many texts, a bad or refused image URL, "
+        "or rejected by a predictor.",
         401: "API keys are configured and the request has none or a wrong one.",
         413: "Body or image over GATEWAY_MAX_IMAGE_BYTES, image over GATEWAY_MAX_IMAGE_PIXELS, "
         "or more images than GATEWAY_MAX_IMAGES.",
         415: "Unsupported content type or image format.",
         422: "A required field is missing or has the wrong type.",
-        502: "A predictor answered with an error.",
+        502: "A predictor answered with an error, or fetching an image URL failed.",
         503: "A predictor is unreachable or not ready.",
-        504: "A predictor did not answer within PREDICTOR_TIMEOUT_S.",
+        504: "A predictor did not answer within PREDICTOR_TIMEOUT_S, or an image URL in time.",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
 

@@ -83,7 +83,7 @@ def text_request(texts: list[str], request_id: str, token_counts: bool = False) 
 
 
 def token_counts(result: InferResult) -> list[int]:
-    """The token counts a text predictor reported (a list, or a comma-separated string); raise
+    """The token counts a text predictor reported (a comma-separated string, or a list); raise
     MalformedResponse when they are missing or do not fit the embeddings."""
     value = result.parameters.get("token_counts")
     if isinstance(value, str):

@@ -9,8 +9,8 @@ truncated to it, end-of-text token kept, exactly as open_clip's tokenizer does. 
 the length of its longest tokenized text (see `predictors.text_encoding`).
 
 A request with the parameter `token_counts: true` gets the response parameter `token_counts`: how many
-tokens of each text the model read (start and end tokens included, after truncation), a list of
-integers over REST and a comma-separated string over gRPC (whose parameters hold no lists).
+tokens of each text the model read (start and end tokens included, after truncation), as a
+comma-separated string of integers (v2 parameters hold no lists).
 
     curl -s localhost:8002/v2/models/clip-text/infer -H 'content-type: application/json' -d \
       '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a cat", "a dog"]}]}'
@@ -75,7 +75,7 @@ class ClipTextModel(ClipModel[str]):
             texts = [_text(e, i, self.settings.max_text_chars) for i, e in enumerate(elements)]
             counts = await asyncio.to_thread(token_counts, self.loaded.tokenizer, texts)
             parameters = dict(response.parameters or {})
-            parameters["token_counts"] = ",".join(map(str, counts)) if payload.from_grpc else counts
+            parameters["token_counts"] = ",".join(map(str, counts))
             response.parameters = parameters
         return response
 

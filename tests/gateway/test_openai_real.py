@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import openai
 import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from PIL import Image
 
+from tests.gateway.urlservers import RED, ImageServer
 from tests.support.models import write_tiny_model
 from tests.support.predictor_servers import start_predictor
 from tests.support.procs import Server
@@ -51,30 +55,43 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("logs")
-    with ThreadPoolExecutor(2) as pool:
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
+    with ThreadPoolExecutor(2) as pool:  # both load their model at once
         futures = {kind: pool.submit(start_predictor, kind, model_dir, logs) for kind in ("image", "text")}
-    servers: list[Server] = []
     try:
-        predictors = {kind: future.result() for kind, future in futures.items()}
-        servers += predictors.values()
-        server = gateway_server(
-            predictors["image"].url,
-            predictors["text"].url,
-            logs,
-            GATEWAY_API_KEYS=KEY,
-            GATEWAY_MAX_IMAGES=str(MAX_IMAGES),
-            GATEWAY_MAX_TEXTS=str(MAX_TEXTS),
-        ).start()
-        servers.append(server)
-        yield server.url
+        yield {kind: future.result() for kind, future in futures.items()}
     finally:
         for future in futures.values():
-            if future.exception() is None and future.result() not in servers:
+            if future.exception() is None:
                 future.result().stop()
-        for s in reversed(servers):
-            s.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_process(predictors: dict[str, Server], logs: Path) -> Iterator[Server]:
+    server = gateway_server(
+        predictors["image"].url,
+        predictors["text"].url,
+        logs,
+        GATEWAY_API_KEYS=KEY,
+        GATEWAY_MAX_IMAGES=str(MAX_IMAGES),
+        GATEWAY_MAX_TEXTS=str(MAX_TEXTS),
+        GATEWAY_IMAGE_URLS="true",
+        GATEWAY_IMAGE_URL_ALLOW="127.0.0.1/32",
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_process: Server) -> str:
+    return gateway_process.url
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +245,59 @@ def test_compare_with_several_images_answers_each_as_if_alone(api: httpx.Client)
             assert values == pytest.approx(alone.json()[key], abs=1e-6)
     too_many = api.post("/embed/", files=[*files, ("image", ("3.png", images[0], "image/png"))])
     assert too_many.status_code == 413 and "GATEWAY_MAX_IMAGES" in too_many.json()["error"]
+
+
+def test_image_urls_are_fetched_from_allowed_addresses_only(
+    api: httpx.Client, client: openai.OpenAI, model: str, gateway_process: Server
+) -> None:
+    with ImageServer() as server:
+        uploaded = api.post("/embed/", json={"image": base64.b64encode(RED).decode()}).json()["embedding"]
+        fetched = api.post("/embed/", json={"image": f"{server.url}/red.png?sig=topsecret"})
+        assert fetched.status_code == 200, fetched.text
+        assert fetched.json()["embedding"] == uploaded
+        v1 = client.embeddings.create(
+            model=model, input=[f"{server.url}/red.png"], extra_body={"modality": "image"}
+        )
+        assert cos(v1.data[0].embedding, uploaded) >= 0.9999
+        port = server.server_address[1]
+        for url, words in [
+            (f"http://127.0.0.2:{port}/red.png", "is a loopback address"),  # not in the allow list
+            (f"http://[::1]:{port}/red.png", "is a loopback address"),
+            (f"{server.url}/redirect?to=http://127.0.0.3:{port}/red.png", "is a loopback address"),
+        ]:
+            refused = api.post("/compare/", json={"image": url, "text": "a"})
+            assert refused.status_code == 400 and words in refused.json()["error"], refused.text
+        failed = api.post("/embed/", json={"image": f"{server.url}/missing?sig=topsecret"})
+        assert failed.status_code == 502 and "fetching the image from" in failed.json()["error"]
+        assert server.paths.count("/red.png?sig=topsecret") == 1
+    assert gateway_process.log_path is not None
+    log = gateway_process.log_path.read_text()
+    assert "/missing" in log and "topsecret" not in log
+
+
+def test_the_text_predictor_counts_tokens_over_rest_and_grpc_when_asked(
+    predictors: dict[str, Server],
+) -> None:
+    text = predictors["text"]
+    texts = ["a red square", "a cat"]
+    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": texts}]}
+    url = f"{text.url}/v2/models/clip-text/infer"
+    plain = httpx.post(url, json=body, timeout=30).json()
+    assert "token_counts" not in plain["parameters"]  # only when asked
+    asked = httpx.post(url, json={**body, "parameters": {"token_counts": True}}, timeout=30).json()
+    assert asked["parameters"]["token_counts"] == "5,4"  # start, the words, end
+    assert asked["outputs"][0]["data"] == plain["outputs"][0]["data"]
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="text",
+        datatype="BYTES",
+        shape=[2],
+        contents=pb.InferTensorContents(bytes_contents=[t.encode() for t in texts]),
+    )
+    request = pb.ModelInferRequest(
+        model_name="clip-text",
+        inputs=[tensor],
+        parameters={"token_counts": pb.InferParameter(bool_param=True)},
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{text.ports['grpc']}") as channel:
+        reply = GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert reply.parameters["token_counts"].string_param == "5,4"
