@@ -19,9 +19,12 @@ REASONS: tuple[Reason, ...] = get_args(Reason)
 
 
 class GatewayError(Exception):
-    """An error answered as `{"error": message}` with `status`."""
+    """An error answered as `{"error": message}` with `status` (on `/v1/*` in OpenAI's shape, where
+    `param` names the request field at fault and `code` is a machine-readable reason)."""
 
     status: int = 500
+    param: str | None = None
+    code: str | None = None
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -38,6 +41,10 @@ class Unauthorized(GatewayError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class NotFound(GatewayError):
+    status = 404
 
 
 class TooLarge(GatewayError):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData, UploadFile
@@ -14,12 +13,17 @@ from starlette.requests import Request
 from gateway import cpu
 from gateway.body import capped
 from gateway.errors import BadInput, MissingField, TooLarge, UnsupportedMediaType
+from gateway.images import check_count, check_images, json_images, named
 from gateway.settings import Settings
 from gateway.uploads import check_image
 
-# Headers, boundaries, JSON punctuation and a data: URI prefix.
+# Headers, boundaries, JSON punctuation and a data: URI prefix; and per image, its part's headers.
 BODY_SLACK = 64 * 1024
-_URLSAFE = str.maketrans("-_", "+/")
+IMAGE_SLACK = 1024
+
+# Fetches the image URLs among image sources (`gateway.imageurls`), an error naming the image by its
+# label (None: the request's only image); None when GATEWAY_IMAGE_URLS is off.
+FetchImages = Callable[[list[bytes | str], list[str | None]], Awaitable[list[bytes]]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Limits:
     max_image_pixels: int
     max_texts: int
     max_text_chars: int
+    max_images: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -38,12 +43,13 @@ class Limits:
             settings.gateway_max_image_pixels,
             settings.gateway_max_texts,
             settings.gateway_max_text_chars,
+            settings.gateway_max_images,
         )
 
     def body_limit(self, image: bool, text: bool) -> int:
         size = BODY_SLACK
-        if image:
-            size += (self.max_image_bytes + 2) // 3 * 4  # as base64 in JSON
+        if image:  # each image as base64 in JSON
+            size += self.max_images * ((self.max_image_bytes + 2) // 3 * 4 + IMAGE_SLACK)
         if text:
             # JSON may escape a character as up to 12 bytes (a \uXXXX surrogate pair).
             size += self.max_texts * (self.max_text_chars * 12 + 16)
@@ -52,15 +58,20 @@ class Limits:
 
 @dataclass(frozen=True)
 class Inputs:
-    """A checked image (the original file bytes) and/or texts; `many` when texts came as a list."""
+    """Checked images (the original file bytes) and/or texts; `many` when texts came as a list (or a
+    repeated field), `many_images` likewise for images."""
 
-    image: bytes | None = None
+    images: list[bytes] | None = None
     texts: list[str] | None = None
     many: bool = False
+    many_images: bool = False
 
 
-async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bool) -> Inputs:
-    """Read and check the fields an endpoint needs: `image` (a file) and/or `text` (one or several)."""
+async def read_inputs(
+    request: Request, limits: Limits, *, image: bool, text: bool, fetch: FetchImages | None = None
+) -> Inputs:
+    """Read and check the fields an endpoint needs: `image` (one file or several) and/or `text` (one
+    or several). Image URLs in a JSON body are fetched with `fetch`, and refused without it."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     what = "an image and texts" if image and text else "an image" if image else "texts"
     body = capped(request, limits.body_limit(image, text), what)
@@ -74,7 +85,13 @@ async def read_inputs(request: Request, limits: Limits, *, image: bool, text: bo
             await form.close()
     if media_type == "application/json" or media_type.endswith("+json"):
         raw = await body.body()
-        return await cpu.run(len(raw), _from_json, raw, limits, image, text)
+        parsed, sources = await cpu.run(len(raw), _from_json, raw, limits, image, text, fetch is not None)
+        if not any(isinstance(source, str) for source in sources):
+            return parsed
+        assert fetch is not None
+        labels = [f"image[{i}]" if parsed.many_images else None for i in range(len(sources))]
+        images = await fetch(sources, labels)  # each checked as it is fetched
+        return Inputs(images, parsed.texts, parsed.many, parsed.many_images)
     accepted = "multipart/form-data or application/json"
     if not image:
         accepted += " or application/x-www-form-urlencoded"
@@ -93,7 +110,7 @@ async def _read_form(body: Request, media_type: str, limits: Limits, image: bool
         parser = MultiPartParser(
             body.headers,
             body.stream(),
-            max_files=1 if image else 0,
+            max_files=limits.max_images if image else 0,
             max_fields=max_fields,
             max_part_size=max_part_size,
         )
@@ -102,26 +119,37 @@ async def _read_form(body: Request, media_type: str, limits: Limits, image: bool
         parser.spool_max_size = limits.max_image_bytes + 1
         return await parser.parse()
     except MultiPartException as exc:
+        if image and exc.message.startswith("Too many files"):
+            raise TooLarge(
+                f"more than {limits.max_images} images sent, at most {limits.max_images} are allowed "
+                "per request (GATEWAY_MAX_IMAGES)"
+            ) from None
         raise BadInput(
-            f"invalid form body: {exc.message} (fields: {'one image file, ' if image else ''}"
+            f"invalid form body: {exc.message} (fields: {'image files, ' if image else ''}"
             f"up to {limits.max_texts} 'text' values)"
         ) from None
 
 
 async def _from_form(form: FormData, limits: Limits, *, image: bool, text: bool) -> Inputs:
-    data = None
+    images, many_images = None, False
     if image:
-        upload = form.get("image")
-        if upload is None:
+        uploads = form.getlist("image")
+        if not uploads:
             raise MissingField("missing field 'image': send the image as a multipart file field")
-        if not isinstance(upload, UploadFile):
-            raise MissingField("field 'image' must be a file upload, not a plain form value")
-        if upload.size is not None and upload.size > limits.max_image_bytes:
-            raise TooLarge(
-                f"the image is {upload.size} bytes, over the limit of {limits.max_image_bytes} bytes"
-            )
-        data = await upload.read()
-        check_image(data, limits.max_image_bytes, limits.max_image_pixels)
+        check_count(len(uploads), limits.max_images)
+        many_images = len(uploads) > 1
+        images = []
+        for i, upload in enumerate(uploads):
+            where = f"field 'image' (number {i})" if many_images else "field 'image'"
+            if not isinstance(upload, UploadFile):
+                raise MissingField(f"{where} must be a file upload, not a plain form value")
+            if upload.size is not None and upload.size > limits.max_image_bytes:
+                raise TooLarge(
+                    f"{f'image[{i}]: ' if many_images else ''}the image is {upload.size} bytes, "
+                    f"over the limit of {limits.max_image_bytes} bytes"
+                )
+            images.append(await upload.read())
+        check_images(images, many_images, limits.max_image_bytes, limits.max_image_pixels)
     texts, many = None, False
     if text:
         values = form.getlist("text")
@@ -130,10 +158,14 @@ async def _from_form(form: FormData, limits: Limits, *, image: bool, text: bool)
         if not all(isinstance(v, str) for v in values):
             raise MissingField("field 'text' must be a plain form value, not a file")
         texts, many = _check_texts([str(v) for v in values], limits), len(values) > 1
-    return Inputs(image=data, texts=texts, many=many)
+    return Inputs(images=images, texts=texts, many=many, many_images=many_images)
 
 
-def _from_json(raw: bytes, limits: Limits, image: bool, text: bool) -> Inputs:
+def _from_json(
+    raw: bytes, limits: Limits, image: bool, text: bool, urls: bool
+) -> tuple[Inputs, list[bytes | str]]:
+    """The inputs, and the image sources: checked files, and URLs still to fetch (then `Inputs.images`
+    is None)."""
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -142,14 +174,19 @@ def _from_json(raw: bytes, limits: Limits, image: bool, text: bool) -> Inputs:
         raise BadInput("the JSON body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise MissingField("the JSON body must be an object")
-    data = None
+    sources: list[bytes | str] = []
+    images, many_images = None, False
     if image:
         if "image" not in payload:
-            raise MissingField("missing field 'image': a base64 string or a data: URI")
-        if not isinstance(payload["image"], str):
-            raise MissingField("field 'image' must be a string (base64 or a data: URI)")
-        data = _decode_base64(payload["image"], limits.max_image_bytes)
-        check_image(data, limits.max_image_bytes, limits.max_image_pixels)
+            raise MissingField("missing field 'image': a base64 string or a data: URI, or a list of them")
+        sources, many_images = json_images(payload["image"], limits.max_images, limits.max_image_bytes, urls)
+        for i, source in enumerate(sources):
+            if isinstance(source, bytes):
+                label = f"image[{i}]" if many_images else None
+                named(label, check_image, source, limits.max_image_bytes, limits.max_image_pixels)
+        files = [source for source in sources if isinstance(source, bytes)]
+        if len(files) == len(sources):
+            images = files
     texts, many = None, False
     if text:
         if "text" not in payload:
@@ -161,22 +198,7 @@ def _from_json(raw: bytes, limits: Limits, image: bool, text: bool) -> Inputs:
             texts, many = _check_texts(value, limits), True
         else:
             raise MissingField("field 'text' must be a string or a list of strings")
-    return Inputs(image=data, texts=texts, many=many)
-
-
-def _decode_base64(value: str, max_bytes: int) -> bytes:
-    if value.startswith("data:"):
-        header, sep, value = value.partition(",")
-        if not sep or not header.endswith(";base64"):
-            raise BadInput("the image data: URI must be base64 encoded ('data:<type>;base64,...')")
-    if (len(value) * 3) // 4 > max_bytes + 2:
-        raise TooLarge(f"the image is over the limit of {max_bytes} bytes")
-    # Tolerate line breaks and the URL-safe alphabet; anything else outside base64 is an error.
-    compact = "".join(value.split()).translate(_URLSAFE)
-    try:
-        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadInput("field 'image' is not valid base64") from None
+    return Inputs(images=images, texts=texts, many=many, many_images=many_images), sources
 
 
 def _check_texts(texts: list[str], limits: Limits) -> list[str]:

@@ -168,6 +168,40 @@ class PredictorClient:
             self.name, "server_error", 502, f"the {self.name} predictor failed with {status}"
         )
 
+    async def config(self) -> dict[str, Any]:
+        """The model's `GET /v2/models/{model}/config` answer (its `parameters` name the model), or
+        PredictorError."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self.client.get(f"/v2/models/{self.model}/config")
+        except (TimeoutError, httpx.TimeoutException):
+            raise PredictorError(
+                self.name,
+                "timeout",
+                504,
+                f"the {self.name} predictor did not answer within {self.timeout_s:g} s",
+            ) from None
+        except httpx.HTTPError as exc:
+            raise PredictorError(
+                self.name,
+                "unreachable",
+                503,
+                f"the {self.name} predictor at {self.url} is unreachable ({type(exc).__name__})",
+            ) from exc
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("parameters"), dict):
+            raise PredictorError(
+                self.name,
+                "bad_response",
+                502,
+                f"the {self.name} predictor did not describe model {self.model!r} "
+                f"(GET /v2/models/{self.model}/config answered {response.status_code})",
+            )
+        return body
+
     async def ready(self, timeout_s: float) -> str | None:
         """None when the model reports ready, else why not."""
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,7 +18,7 @@ from gateway.inputs import read_inputs
 from gateway.requestid import request_id
 from gateway.schemas import (
     CompareResponse,
-    Embedding,
+    EmbedResponse,
     EmbedTextResponse,
     ErrorBody,
     Ready,
@@ -27,6 +28,7 @@ from gateway.schemas import (
 from gateway.services import Services
 from gateway.similarity import cosine, zero_shot
 from gateway.timings import Timings
+from gateway.v2wire import InferResult
 
 PREDICTOR_ERRORS = (502, 503, 504)
 
@@ -36,21 +38,22 @@ ops = APIRouter()
 
 @api.post(
     "/compare/",
-    summary="How well an image matches one or several texts",
+    summary="How well an image (or each of several) matches one or several texts",
     response_model=CompareResponse,
     responses=errors(400, 401, 413, 415, 422, *PREDICTOR_ERRORS),
     openapi_extra=request_body("image", "text"),
 )
 async def compare(request: Request) -> Response:
     svc = Services.of(request)
-    inputs = await read_inputs(request, svc.limits, image=True, text=True)
-    assert inputs.image is not None and inputs.texts is not None
+    inputs = await read_inputs(request, svc.limits, image=True, text=True, fetch=svc.fetch_images)
+    assert inputs.images is not None and inputs.texts is not None
     rid, timings = request_id(request), Timings()
-    image_body = v2wire.image_request(inputs.image, rid)  # one copy of the file: no thread hop needed
+    images = inputs.images
+    image_body = v2wire.image_request(images, rid)  # one copy of the files: no thread hop needed
     try:
         async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
             image_call = group.create_task(
-                timings.time("image", svc.image_predictor.infer(image_body, 1, rid))
+                timings.time("image", svc.image_predictor.infer(image_body, len(images), rid))
             )
             text_call = group.create_task(svc.text_encoder.embed(inputs.texts, rid, image_call, timings))
     except BaseExceptionGroup as group_error:
@@ -64,34 +67,40 @@ async def compare(request: Request) -> Response:
             f"the predictors serve different models: image embeddings have {len(image.rows[0])} "
             f"dimensions, text embeddings {len(texts.rows[0])}",
         )
-    sims = [cosine(image.rows[0], row) for row in texts.rows]
-    if not inputs.many:
-        return JSONResponse({"similarity": sims[0]}, headers=timings.header())
+    results = [_comparison(row, texts, inputs.many) for row in image.rows]
+    content = {"results": results} if inputs.many_images else results[0]
+    return JSONResponse(content, headers=timings.header())
+
+
+def _comparison(image: list[float], texts: InferResult, many: bool) -> dict[str, Any]:
+    """What `/compare/` answers for one image: one similarity, or similarities and probabilities."""
+    sims = [cosine(image, row) for row in texts.rows]
+    if not many:
+        return {"similarity": sims[0]}
     scale = texts.parameters.get("logit_scale")
     if not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
         raise PredictorError(
             "text", "bad_response", 502, "the text predictor did not report a usable logit_scale"
         )
-    return JSONResponse(
-        {"similarities": sims, "probabilities": zero_shot(sims, float(scale))}, headers=timings.header()
-    )
+    return {"similarities": sims, "probabilities": zero_shot(sims, float(scale))}
 
 
 @api.post(
     "/embed/",
-    summary="The image's CLIP embedding",
-    response_model=Embedding,
+    summary="The CLIP embedding of one image, or of each of several",
+    response_model=EmbedResponse,
     responses=errors(400, 401, 413, 415, 422, *PREDICTOR_ERRORS),
     openapi_extra=request_body("image"),
 )
 async def embed(request: Request) -> Response:
     svc = Services.of(request)
-    inputs = await read_inputs(request, svc.limits, image=True, text=False)
-    assert inputs.image is not None
+    inputs = await read_inputs(request, svc.limits, image=True, text=False, fetch=svc.fetch_images)
+    assert inputs.images is not None
     rid, timings = request_id(request), Timings()
-    body = v2wire.image_request(inputs.image, rid)
-    image = await timings.time("image", svc.image_predictor.infer(body, 1, rid))
-    return JSONResponse({"embedding": image.rows[0]}, headers=timings.header())
+    body = v2wire.image_request(inputs.images, rid)
+    image = await timings.time("image", svc.image_predictor.infer(body, len(inputs.images), rid))
+    content = {"embeddings": image.rows} if inputs.many_images else {"embedding": image.rows[0]}
+    return JSONResponse(content, headers=timings.header())
 
 
 @api.post(

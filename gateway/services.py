@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import httpx
 from starlette.requests import Request
 
+from gateway.imagefetch import ImageFetcher
 from gateway.inputs import Limits
 from gateway.metrics import Metrics
+from gateway.modelinfo import ModelInfo
 from gateway.predictor import PredictorClient, pool_size
 from gateway.readiness import Readiness
 from gateway.settings import Settings
 from gateway.textencoder import TextEncoder
+from gateway.urlguard import AddressPolicy, CheckedBackend
 
 
 @dataclass
@@ -26,12 +29,20 @@ class Services:
     image_predictor: PredictorClient
     text_encoder: TextEncoder
     readiness: Readiness
+    model_info: ModelInfo
+    # Fetches image URLs in JSON bodies; None while GATEWAY_IMAGE_URLS is off.
+    fetch_images: ImageFetcher | None = None
 
     @classmethod
     def start(
-        cls, settings: Settings, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Settings,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+        image_fetcher: ImageFetcher | None = None,
     ) -> Services:
-        """Build the shared clients; `transport` replaces the network (tests)."""
+        """Build the shared clients; `transport` replaces the network to the predictors and
+        `image_fetcher` the one to image URLs (tests)."""
         pool = pool_size(settings.gateway_max_concurrency)
 
         def client(name: str, url: str, model: str) -> PredictorClient:
@@ -50,11 +61,23 @@ class Services:
             call_size=settings.gateway_text_batch_size,
             max_wait_s=settings.gateway_text_batch_wait_ms / 1000,
         )
-        return cls(settings, Limits.from_settings(settings), metrics, image, texts, readiness)
+        limits = Limits.from_settings(settings)
+        fetcher = None
+        if settings.gateway_image_urls:
+            fetcher = image_fetcher or ImageFetcher(
+                CheckedBackend(AddressPolicy(settings.gateway_image_url_allow)),
+                max_bytes=settings.gateway_max_image_bytes,
+                max_pixels=settings.gateway_max_image_pixels,
+                connect_timeout_s=settings.gateway_image_url_connect_timeout_s,
+                total_timeout_s=settings.gateway_image_url_timeout_s,
+            )
+        return cls(settings, limits, metrics, image, texts, readiness, ModelInfo(text), fetcher)
 
     async def aclose(self) -> None:
         await self.image_predictor.aclose()
         await self.text_encoder.client.aclose()
+        if self.fetch_images is not None:
+            await self.fetch_images.aclose()
 
     @staticmethod
     def of(request: Request) -> Services:

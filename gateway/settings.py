@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
     gateway_max_text_chars: int = Field(
         default=2000, gt=0, description="longest text in characters (400 above)"
     )
+    gateway_max_images: int = Field(
+        default=8,
+        gt=0,
+        le=64,
+        description="most images in one request (413 above); all go to the image predictor in one call, so "
+        "at most its --max_items. The body cap grows with it",
+    )
 
     gateway_text_cache_size: int = Field(
         default=4096,
@@ -76,6 +84,23 @@ class Settings(BaseSettings):
         description="how long the texts of a /compare/ request may wait to share a text predictor call "
         "with other requests' texts, and only while their images are still encoding; 0 sends each "
         "request's texts alone and at once",
+    )
+
+    gateway_image_urls: bool = Field(
+        default=False,
+        description="accept http(s) image URLs in JSON bodies and fetch them (off: only uploads, base64 and "
+        "data: URIs). Addresses that are not public are refused unless in GATEWAY_IMAGE_URL_ALLOW",
+    )
+    gateway_image_url_allow: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(),
+        description="comma-separated networks (CIDR) whose addresses image URLs may reach although they "
+        "are not public (e.g. an internal image store)",
+    )
+    gateway_image_url_connect_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="connect timeout of one image URL fetch"
+    )
+    gateway_image_url_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="bound on one image URL fetch, redirects included (504 above)"
     )
 
     gateway_api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -98,6 +123,18 @@ class Settings(BaseSettings):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
 
+    @field_validator("gateway_image_url_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(ip_network(n.strip(), strict=False) for n in value.split(",") if n.strip())
+            except ValueError as exc:
+                raise ValueError(
+                    f"GATEWAY_IMAGE_URL_ALLOW must be comma-separated CIDR networks: {exc}"
+                ) from None
+        return value
+
     @field_validator("image_predictor_url", "text_predictor_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -117,4 +154,5 @@ class Settings(BaseSettings):
         """The settings for a log line, with API keys replaced by their count."""
         values = self.model_dump()
         values["gateway_api_keys"] = f"<{len(self.gateway_api_keys)} keys>"
+        values["gateway_image_url_allow"] = ",".join(map(str, self.gateway_image_url_allow))
         return values

@@ -55,13 +55,16 @@ class TextEncoder:
         request_id: str,
         image_call: asyncio.Future[InferResult] | None = None,
         timings: Timings | None = None,
+        *,
+        token_counts: bool = False,
     ) -> InferResult:
         """The embeddings of `texts`, in order. `image_call` is the same request's image predictor
         call, when there is one; `timings` records the time until the texts' embeddings were at hand
-        (a wait for company included, the identity check's wait for the image not)."""
+        (a wait for company included, the identity check's wait for the image not). `token_counts`
+        (without `image_call` only) asks the predictor for each text's token count as well."""
         timings = timings or Timings()
         if image_call is None:
-            body = v2wire.text_request(texts, request_id)
+            body = v2wire.text_request(texts, request_id, token_counts)
             return await timings.time("text", self.client.infer(body, len(texts), request_id))
         result, all_cached = await timings.time("text", self._cached_or_shared(texts, request_id, image_call))
         if not all_cached:

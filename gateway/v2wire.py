@@ -47,12 +47,15 @@ class InferBody:
         }
 
 
-def _bytes_request(name: str, elements: list[bytes], request_id: str) -> InferBody:
+def _bytes_request(
+    name: str, elements: list[bytes], request_id: str, parameters: dict[str, Any] | None = None
+) -> InferBody:
     # BYTES elements, each behind its 4-byte little-endian length; the embedding comes back raw too.
     raw = b"".join(b for e in elements for b in (struct.pack("<I", len(e)), e))
     header = json.dumps(
         {
             "id": request_id,
+            **({"parameters": parameters} if parameters else {}),
             "inputs": [
                 {
                     "name": name,
@@ -67,14 +70,31 @@ def _bytes_request(name: str, elements: list[bytes], request_id: str) -> InferBo
     return InferBody(header + raw, len(header))
 
 
-def image_request(image: bytes, request_id: str) -> InferBody:
-    """An infer body carrying the encoded image file as one BYTES element."""
-    return _bytes_request("image", [image], request_id)
+def image_request(images: list[bytes], request_id: str) -> InferBody:
+    """An infer body carrying each encoded image file as one BYTES element."""
+    return _bytes_request("image", images, request_id)
 
 
-def text_request(texts: list[str], request_id: str) -> InferBody:
-    """An infer body carrying the texts as UTF-8 BYTES elements."""
-    return _bytes_request("text", [t.encode() for t in texts], request_id)
+def text_request(texts: list[str], request_id: str, token_counts: bool = False) -> InferBody:
+    """An infer body carrying the texts as UTF-8 BYTES elements; with `token_counts`, it asks the text
+    predictor for each text's token count (the response parameter `token_counts`)."""
+    parameters = {"token_counts": True} if token_counts else None
+    return _bytes_request("text", [t.encode() for t in texts], request_id, parameters)
+
+
+def token_counts(result: InferResult) -> list[int]:
+    """The token counts a text predictor reported (a comma-separated string, or a list); raise
+    MalformedResponse when they are missing or do not fit the embeddings."""
+    value = result.parameters.get("token_counts")
+    if isinstance(value, str):
+        value = value.split(",") if value else []
+    try:
+        counts = [int(n) for n in value] if isinstance(value, list) else None
+    except (TypeError, ValueError):
+        counts = None
+    if counts is None or len(counts) != len(result.rows) or any(n < 0 for n in counts):
+        raise MalformedResponse("the text predictor did not report a token count for each text")
+    return counts
 
 
 def read_response(content: bytes, header_length: int | None, expected_rows: int) -> InferResult:

@@ -8,21 +8,28 @@ L2-normalised. An empty (or blank) text, or one over --max_text_chars (CLIP_MAX_
 truncated to it, end-of-text token kept, exactly as open_clip's tokenizer does. Each batch runs at
 the length of its longest tokenized text (see `predictors.text_encoding`).
 
+A request with the parameter `token_counts: true` gets the response parameter `token_counts`: how many
+tokens of each text the model read (start and end tokens included, after truncation), as a
+comma-separated string of integers (v2 parameters hold no lists).
+
     curl -s localhost:8002/v2/models/clip-text/infer -H 'content-type: application/json' -d \
       '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a cat", "a dog"]}]}'
 """
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 from typing import Any
 
 import torch
 from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from .model import ClipModel
 from .server import run
-from .text_encoding import can_trim, encode_text
+from .text_encoding import can_trim, encode_text, token_counts
+from .v2wire import read_elements
 
 
 def _text(element: Any, index: int, max_chars: int) -> str:
@@ -62,6 +69,26 @@ class ClipTextModel(ClipModel[str]):
 
     def limits(self) -> dict[str, int]:
         return {"max_text_chars": self.settings.max_text_chars}
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> InferResponse:
+        response = await super().predict(payload, headers)
+        if isinstance(payload, InferRequest) and _asks_token_counts(payload.parameters):
+            elements = read_elements(payload, self.input_name, self.settings.max_items)
+            texts = [_text(e, i, self.settings.max_text_chars) for i, e in enumerate(elements)]
+            counts = await asyncio.to_thread(token_counts, self.loaded.tokenizer, texts)
+            parameters = dict(response.parameters or {})
+            parameters["token_counts"] = ",".join(map(str, counts))
+            response.parameters = parameters
+        return response
+
+
+def _asks_token_counts(parameters: Any) -> bool:
+    """Whether the request's parameters say `token_counts: true` (a dict over REST, InferParameters
+    over gRPC)."""
+    if not parameters or "token_counts" not in parameters:
+        return False
+    value = parameters["token_counts"]
+    return bool(value.bool_param) if hasattr(value, "bool_param") else value is True
 
 
 def main() -> None:

@@ -68,6 +68,8 @@ def huge_gif() -> bytes:
 
 
 PNG = encode(noise((48, 40)), "PNG")
+B64 = base64.b64encode(PNG).decode()
+B64_BAD = base64.b64encode(b"plain text, not an image").decode()
 JPEG = encode(noise((48, 40)), "JPEG", quality=90)
 IMAGES: dict[str, bytes] = {
     "empty-file": b"",
@@ -95,6 +97,7 @@ class Case:
     gateway_status: int | None = None
     v2: dict[str, Any] | None = None  # {"model": "image"|"text", "name", "datatype", "shape", "data"}
     v2_status: int | None = None
+    endpoint: str = "/compare/"  # where the gateway case is sent
 
 
 def form(image: bytes, texts: list[str] | None = None, mime: str = "image/png") -> dict[str, Any]:
@@ -160,10 +163,12 @@ CASES: list[Case] = [
         {"content": b"abc", "headers": {"content-type": "multipart/form-data"}},
         400,
     ),
-    Case(  # chunked, no Content-Length: cut while streaming, at the cap
+    Case(  # chunked, no Content-Length: cut while streaming, at the cap (of texts alone: /compare/'s
+        # grows with GATEWAY_MAX_IMAGES, and the gateway would hold that much before refusing)
         "oversized-streamed-body",
         {"content": [b"\x00" * 2**20] * 24, "headers": {"content-type": "application/json"}},
         413,
+        endpoint="/embed_text/",
     ),
     Case("wrong-content-type", {"content": PNG, "headers": {"content-type": "image/png"}}, 415),
     Case("xml-content-type", {"content": b"<a/>", "headers": {"content-type": "application/xml"}}, 415),
@@ -191,4 +196,48 @@ CASES: list[Case] = [
     Case("shape-mismatch", v2=tensor("text", ["a"], shape=[3]), v2_status=400),
     Case("empty-batch", v2=tensor("text", [], shape=[0]), v2_status=400),
     Case("shape-not-a-list", v2=tensor("text", ["a"], shape="x"), v2_status=422),
+    *[  # several images per request (GATEWAY_MAX_IMAGES is 8 on the corpus's gateway)
+        Case("images-one-bad", {"json": {"image": [B64, B64_BAD], "text": "a"}}, 400),
+        Case("images-one-not-a-string", {"json": {"image": [B64, 7], "text": "a"}}, 422),
+        Case("images-empty-list", {"json": {"image": [], "text": "a"}}, 400),
+        Case("images-over-the-limit", {"json": {"image": [B64] * 9, "text": "a"}}, 413),
+        Case(
+            "images-multipart-one-bad",
+            {
+                "files": [("image", ("a.png", PNG, "image/png")), ("image", ("b.png", b"nope", "image/png"))],
+                "data": {"text": "a"},
+            },
+            400,
+        ),
+        Case("images-several-embed", {"json": {"image": [B64, B64]}}, 200, endpoint="/embed/"),
+        Case(
+            "images-url-list-while-off",
+            {"json": {"image": [B64, "https://127.0.0.1:9/x.png"]}},
+            400,
+            endpoint="/embed/",
+        ),
+    ],
+    *[  # the OpenAI-compatible endpoint: checked before the model name is (so any name does here)
+        Case(name, {"json": {"model": "m", **body}}, status, endpoint="/v1/embeddings")
+        for name, body, status in [
+            ("v1-input-missing", {}, 422),
+            ("v1-input-empty-string", {"input": ""}, 400),
+            ("v1-input-empty-list", {"input": []}, 400),
+            ("v1-input-token-ids", {"input": [[1, 2, 3]]}, 422),
+            ("v1-input-a-number", {"input": 5}, 422),
+            ("v1-input-too-long", {"input": LONG}, 400),
+            ("v1-input-too-many-texts", {"input": ["a"] * 33}, 400),
+            ("v1-bad-data-uri-image", {"input": ["a", "data:image/png;base64," + B64_BAD]}, 400),
+            ("v1-data-uri-not-base64", {"input": "data:image/png;base64,%%%"}, 400),
+            ("v1-too-many-images", {"input": ["data:image/png;base64," + B64] * 9}, 413),
+            ("v1-image-url-while-off", {"input": "http://127.0.0.1:9/x.png", "modality": "image"}, 400),
+            ("v1-bad-encoding-format", {"input": "a", "encoding_format": "int8"}, 400),
+            ("v1-bad-modality", {"input": "a", "modality": "audio"}, 400),
+            ("v1-bad-dimensions", {"input": "a", "dimensions": -1}, 400),
+            ("v1-model-not-a-string", {"input": "a", "model": 3}, 422),
+            ("v1-unknown-model", {"input": "a", "model": "text-embedding-3-small"}, 404),
+        ]
+    ],
+    Case("v1-json-array-body", {"json": ["a"]}, 422, endpoint="/v1/embeddings"),
+    Case("v1-form-body", {"data": {"input": "a"}}, 415, endpoint="/v1/embeddings"),
 ]

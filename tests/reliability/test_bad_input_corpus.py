@@ -117,7 +117,7 @@ def test_each_case_gets_its_documented_answer(
 ) -> None:
     if target == "gateway":
         assert case.gateway is not None
-        r = gw.post("/compare/", **case.gateway)
+        r = gw.post(case.endpoint, **case.gateway)
         assert r.status_code == case.gateway_status, r.text
         if r.status_code != 200:
             assert r.json().keys() == {"error"} and r.json()["error"], r.text
@@ -170,6 +170,9 @@ def test_an_image_url_is_never_fetched(gw: httpx.Client) -> None:
             assert r.status_code == 400, r.text
         r = gw.post("/compare/", files={"image": ("x.png", url.encode(), "image/png")}, data={"text": "a"})
         assert r.status_code == 400, r.text
+        for body in ({"image": [url]}, {"model": "m", "input": url, "modality": "image"}):  # URLs are off
+            r = gw.post("/embed/" if "image" in body else "/v1/embeddings", json=body)
+            assert r.status_code == 400, r.text
     finally:
         server.shutdown()
         server.server_close()

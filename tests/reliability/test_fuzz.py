@@ -76,5 +76,10 @@ def test_no_5xx_and_responses_match_the_schema(gateway_schema: BaseSchema, mode:
             continue  # GET /healthz and friends take no input that could be wrong
         sent[operation.label] = fuzz(operation, mode)
     posts = {label: n for label, n in sent.items() if label.startswith("POST")}
-    assert set(posts) == {"POST /compare/", "POST /embed/", "POST /embed_text/"}, sent
+    assert set(posts) == {
+        "POST /compare/",
+        "POST /embed/",
+        "POST /embed_text/",
+        "POST /v1/embeddings",
+    }, sent
     assert all(n >= MAX_EXAMPLES // 2 for n in posts.values()), sent
