@@ -218,14 +218,17 @@ def test_startup_probe_guards_the_model_load_in_both_modes() -> None:
         assert "initialDelaySeconds" not in container["livenessProbe"]
 
 
-@pytest.mark.parametrize("image_bytes", [10485760, 52428800])
-def test_ingress_lets_through_every_body_the_gateway_accepts(image_bytes: int) -> None:
+@pytest.mark.parametrize(("image_bytes", "images"), [(10485760, 8), (52428800, 1), (1048576, 64)])
+def test_ingress_lets_through_every_body_the_gateway_accepts(image_bytes: int, images: int) -> None:
     """Multipart framing and base64 JSON make a request bigger than its image: nginx must not answer 413
     for a body the gateway itself accepts (gateway/inputs.py computes the gateway's cap)."""
-    objects = render(CHART / "ci" / "ingress-tls-values.yaml", sets=[f"gateway.maxImageBytes={image_bytes}"])
+    objects = render(
+        CHART / "ci" / "ingress-tls-values.yaml",
+        sets=[f"gateway.maxImageBytes={image_bytes}", f"gateway.maxImages={images}"],
+    )
     size = one(objects, "Ingress")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     mib = int(re.fullmatch(r"(\d+)m", size).group(1))  # type: ignore[union-attr]
-    gateway = Limits(image_bytes, 40_000_000, 32, 2000).body_limit(image=True, text=True)
+    gateway = Limits(image_bytes, 40_000_000, 32, 2000, images).body_limit(image=True, text=True)
     assert mib * 2**20 >= gateway + 2**20 and mib <= math.ceil(gateway / 2**20) + 1
     own = render(
         CHART / "ci" / "ingress-tls-values.yaml",

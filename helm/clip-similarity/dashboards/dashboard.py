@@ -29,7 +29,7 @@ from grafana_foundation_sdk.models.dashboard import (
 OUT = Path(__file__).with_name("clip-similarity.json")
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 JOBS = "clip-gateway|clip-image|clip-text"
-API = 'handler=~"/compare/|/embed/|/embed_text/"'
+API = 'handler=~"/compare/|/embed/|/embed_text/|/v1/embeddings"'
 DCGM_NOTE = (
     "From NVIDIA DCGM exporter; pod labels are exported_* when its ServiceMonitor has honorLabels false "
     "(GPU Operator default), plain otherwise: both are matched."

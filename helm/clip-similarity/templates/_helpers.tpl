@@ -130,7 +130,7 @@ own JSON cap (gateway/inputs.py Limits.body_limit: 64 KiB slack, the image as ba
 */}}
 {{- define "clip-similarity.ingressBodyMiB" -}}
 {{- $g := .Values.gateway }}
-{{- $image := mul (div (add (int64 $g.maxImageBytes) 2) 3) 4 }}
+{{- $image := mul (add (mul (div (add (int64 $g.maxImageBytes) 2) 3) 4) 1024) (int64 $g.maxImages) }}
 {{- $texts := mul (int64 $g.maxTexts) (add (mul 2000 12) 16) }}
 {{- $bytes := add 65536 $image $texts }}
 {{- add (div (add $bytes 1048575) 1048576) 1 }}
