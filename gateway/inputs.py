@@ -13,7 +13,7 @@ from starlette.requests import Request
 from gateway import cpu
 from gateway.body import capped
 from gateway.errors import BadInput, MissingField, TooLarge, UnsupportedMediaType
-from gateway.images import check_count, check_images, json_images, named
+from gateway.imagefields import check_count, check_images, json_images, named
 from gateway.settings import Settings
 from gateway.uploads import check_image
 

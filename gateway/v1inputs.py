@@ -17,7 +17,7 @@ from starlette.requests import Request
 from gateway import cpu
 from gateway.body import capped
 from gateway.errors import BadInput, GatewayError, MissingField, UnsupportedMediaType
-from gateway.images import check_count, decode_base64, is_url, named
+from gateway.imagefields import check_count, decode_base64, is_url, named
 from gateway.inputs import Limits
 from gateway.uploads import check_image
 
