@@ -37,3 +37,18 @@ def test_client_example_scores_the_matching_caption_higher(stack: LocalStack, ex
     match, mismatch = scores["a photo of a red circle"], scores["a photo of a blue square"]
     assert all(m > n for m, n in zip(match, mismatch, strict=True)), result.stdout
     assert max(match) - min(match) < 1e-3, "REST and gRPC disagree"
+
+
+def test_openai_example_finds_the_caption_close_to_its_image(stack: LocalStack) -> None:
+    result = subprocess.run(
+        [PYTHON, "examples/openai_embeddings.py"],
+        cwd=ROOT,
+        env={**os.environ, "GATEWAY_URL": stack.gateway_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    model_line, cosine_line = result.stdout.splitlines()
+    assert model_line.split()[0] == "custom/clip-shapes", result.stdout
+    assert float(cosine_line.split()[-1]) > 0.9, result.stdout
