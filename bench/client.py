@@ -21,7 +21,8 @@ import httpx
 from aiohttp import web
 
 from bench.procs import ROOT, free_port
-from gateway.predictor import KEEPALIVE_S, MAX_CONNECTIONS
+from gateway.predictor import KEEPALIVE_S, pool_size
+from gateway.settings import Settings
 from gateway.transport import AiohttpTransport
 
 BODY = b"A" * 80_000
@@ -65,6 +66,10 @@ async def _measure(client: httpx.AsyncClient, calls: int, concurrency: int) -> t
     cpu, wall = _thread_cpu_s(), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(calls)))
     return (_thread_cpu_s() - cpu) / calls * 1e3, (time.perf_counter() - wall) / calls * 1e3
+
+
+# The gateway's pool at GATEWAY_MAX_CONCURRENCY's default.
+MAX_CONNECTIONS = pool_size(Settings.model_fields["gateway_max_concurrency"].default)
 
 
 async def _compare(url: str, calls: int, concurrency: int) -> dict[str, list[tuple[float, float]]]:

@@ -13,7 +13,6 @@ import httpx
 from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
-from gateway.settings import Settings
 from gateway.transport import AiohttpTransport
 from gateway.v2wire import INFERENCE_HEADER, InferBody, InferResult, MalformedResponse, read_response
 
@@ -35,10 +34,6 @@ def pool_size(max_concurrency: int) -> int:
     (`GATEWAY_MAX_CONCURRENCY`), so none waits for a connection, and one for the readiness look,
     which that limit does not count."""
     return max_concurrency + 1
-
-
-# The pool at GATEWAY_MAX_CONCURRENCY's default (bench/client.py measures the transport with it).
-MAX_CONNECTIONS = pool_size(Settings.model_fields["gateway_max_concurrency"].default)
 
 
 class PredictorClient:
