@@ -29,8 +29,9 @@ help: ## Show this help.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch and torchvision in one command, pinned together: other pairs fail to import.
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	# torch and torchvision in one command, pinned together (other pairs fail to import); the pins are
+	# pyproject.toml's, read by scripts/requirements.py.
+	$(PY) -m pip install -q $$($(PY) scripts/requirements.py predictor torch torchvision)
 	$(PY) -m pip install -q -e '.[predictor,gateway,dev]'
 	@touch $@
 
@@ -103,6 +104,22 @@ demo-samples: install ## Redraw samples/ (deterministic).
 	$(PY) -m demo.samples
 demo-eval: install ## Held-out zero-shot accuracy of the demo model (plain and after JPEG).
 	$(PY) -m demo.evaluate --model-dir models/clip-shapes --per-class 50 --seed 1
+
+##@ Images
+
+# Tags, base image and torch variant of `make images`; see scripts/build-images.sh. Without a registry,
+# `scripts/base-image.sh` builds a local base: PYTHON_IMAGE=localhost/python:3.11-slim-bookworm.
+PREDICTOR_IMAGE ?= clip-similarity/predictor:dev
+GATEWAY_IMAGE ?= clip-similarity/gateway:dev
+PYTHON_IMAGE ?= python:3.11-slim-bookworm
+TORCH_INDEX_URL ?=
+export PREDICTOR_IMAGE GATEWAY_IMAGE PYTHON_IMAGE TORCH_INDEX_URL
+
+.PHONY: images test-images
+images: ## Build both images with podman (PYTHON_IMAGE=..., TORCH_INDEX_URL=... for another torch build).
+	scripts/build-images.sh
+test-images: install tools images ## Build the images, run them as the chart runs pods, and bring up docker-compose.yml.
+	$(PY) -m pytest tests/images $(PYTEST_ARGS)
 
 ##@ Kubernetes
 

@@ -44,7 +44,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "install-tools: missing ${need_apt[*]}; install them with: sudo apt-get install ${need_apt[*]}" >&2
   fi
 fi
+# Looked up outside .tools/bin (the Makefile puts it first on PATH): a link found there would point to itself.
+system_path=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd: -)
 for tool in prometheus promtool docker-compose; do
-  p=$(command -v "$tool" 2>/dev/null) && ln -sf "$p" "$bin/$tool"
+  p=$(PATH=$system_path command -v "$tool" 2>/dev/null) && ln -sf "$p" "$bin/$tool"
 done
 echo "install-tools: $("$bin/helm" version --short 2>/dev/null), $("$bin/promtool" --version 2>/dev/null | head -1 || echo 'promtool missing')"
