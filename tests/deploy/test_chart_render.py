@@ -7,8 +7,20 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.chart import CHART, NAMESPACE, ROOT, by_kind, gateway_env, helm_template, isvc, one, render
-from tests.deploy.conftest import Objects
+from tests.deploy.chart import (
+    CHART,
+    NAMESPACE,
+    ROOT,
+    Objects,
+    by_kind,
+    gateway_env,
+    helm_template,
+    isvc,
+    one,
+    render,
+)
+
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 
 GPU = "nvidia.com/gpu"
 

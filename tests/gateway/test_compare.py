@@ -9,8 +9,8 @@ import time
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.gateway.conftest import MakeClient
 from tests.gateway.fakes import FakePredictors, infer_request, png, vector
+from tests.support.gateway_clients import MakeClient
 
 
 def cos(a: list[float], b: list[float]) -> float:

@@ -14,12 +14,13 @@ import torch
 from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 
+from devtools.procs import PYTHON, ROOT, Program
 from predictors.loading import ModelLoadError, load_model
 from predictors.settings import read_settings
 from tests.support.models import TINY_VIT, write_model_dir
-from tests.support.procs import PYTHON, ROOT, Server
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
-from .conftest import serve
 from .media import Reference, assert_same_embeddings, sample_images
 
 LOAD_BOUND_S = 15.0
@@ -127,7 +128,7 @@ def run_predictor(args: list[str], env: dict[str, str] | None = None) -> tuple[i
     return done.returncode, time.monotonic() - started, (done.stdout + done.stderr).splitlines()
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("starts_processes")
 @pytest.mark.parametrize("case", ["missing", "no-weights"])
 def test_process_exits_with_one_clear_line(case: str, broken: dict[str, tuple[Path, str]]) -> None:
     model_dir, message = broken[case]
@@ -138,7 +139,7 @@ def test_process_exits_with_one_clear_line(case: str, broken: dict[str, tuple[Pa
     assert len(errors) == 1 and message in errors[0], lines
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("starts_processes")
 def test_process_with_unreachable_weights_exits_fast() -> None:
     env = {"HF_ENDPOINT": UNREACHABLE_HUB, "HF_HUB_OFFLINE": "0"}
     code, elapsed, lines = run_predictor(["--arch", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k"], env)
@@ -157,13 +158,12 @@ def fp16_resnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_dir
 
 
-@pytest.fixture(scope="module")
-def resnet_server(fp16_resnet_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def resnet_server(fp16_resnet_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("image", fp16_resnet_dir, log_dir)
 
 
-@pytest.mark.slow
-def test_fp16_resnet_model_dir_serves_in_fp32(fp16_resnet_dir: Path, resnet_server: Server) -> None:
+def test_fp16_resnet_model_dir_serves_in_fp32(fp16_resnet_dir: Path, resnet_server: Program) -> None:
     import base64
 
     import httpx

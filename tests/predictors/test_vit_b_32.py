@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from devtools.procs import Program
 from predictors.text_encoding import can_trim, encode_text
 from tests.support.models import write_vit_b_32
-from tests.support.procs import Server
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
-from .conftest import serve
 from .media import Reference, assert_same_embeddings, distinct_image, encode, sample_images
-
-pytestmark = pytest.mark.slow
 
 TEXTS = ["a diagram", "a photo of a cat sitting on a red chair", "x " * 120]
 READY_BOUND_S = 0.050
@@ -36,17 +35,17 @@ def vit_ref(vit_dir: Path) -> Reference:
     return Reference(vit_dir)
 
 
-@pytest.fixture(scope="module")
-def vit_image(vit_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def vit_image(vit_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("image", vit_dir, log_dir, "--max_batch_size", "8")
 
 
-@pytest.fixture(scope="module")
-def vit_text(vit_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def vit_text(vit_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("text", vit_dir, log_dir)
 
 
-def infer(server: Server, kind: str, data: list[str]) -> dict:
+def infer(server: Program, kind: str, data: list[str]) -> dict:
     body = {"inputs": [{"name": kind, "datatype": "BYTES", "shape": [len(data)], "data": data}]}
     url = f"http://127.0.0.1:{server.ports['http']}/v2/models/clip-{kind}/infer"
     r = httpx.post(url, json=body, timeout=120)
@@ -65,7 +64,7 @@ def test_trimmed_text_equals_full_context(vit_ref: Reference) -> None:
     assert torch.nn.functional.cosine_similarity(short, full[:2]).min() >= 0.99999
 
 
-def test_served_embeddings_match_open_clip(vit_image: Server, vit_text: Server, vit_ref: Reference) -> None:
+def test_served_embeddings_match_open_clip(vit_image: Program, vit_text: Program, vit_ref: Reference) -> None:
     images = sample_images()[:2]
     out = infer(vit_image, "image", [base64.b64encode(i).decode() for i in images])
     got = np.array(out["outputs"][0]["data"]).reshape(out["outputs"][0]["shape"])
@@ -79,7 +78,7 @@ def test_served_embeddings_match_open_clip(vit_image: Server, vit_text: Server, 
     assert out["parameters"]["logit_scale"] == pytest.approx(vit_ref.logit_scale, rel=1e-6)
 
 
-def test_ready_answers_within_50ms_during_a_forward_pass(vit_image: Server) -> None:
+def test_ready_answers_within_50ms_during_a_forward_pass(vit_image: Program) -> None:
     images = [base64.b64encode(encode(distinct_image(200 + i, (224, 224)))).decode() for i in range(8)]
     base = f"http://127.0.0.1:{vit_image.ports['http']}"
 

@@ -14,14 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.procs import Program
 from tests.gateway.stall import StallingServer
-from tests.support.procs import Server
+from tests.support.reliability import TIMEOUT_S
 from tests.support.stack import LocalStack, gateway_server
+from tests.support.tiers import process_fixture
 
-from .conftest import TIMEOUT_S
 from .corpus import PNG
-
-pytestmark = pytest.mark.slow
 
 RECOVERY_S = 5.0
 CLIENTS = 4
@@ -131,7 +130,7 @@ class Answer500(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
+@process_fixture(scope="module")
 def broken_gateways(
     tight_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
@@ -140,7 +139,7 @@ def broken_gateways(
     image = f"http://127.0.0.1:{tight_stack.servers['clip-image'].ports['http']}"
     failing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer500)
     threading.Thread(target=failing.serve_forever, daemon=True).start()
-    gateways: list[Server] = []
+    gateways: list[Program] = []
     try:
         with StallingServer() as stall:
             for text in (stall.url, f"http://127.0.0.1:{failing.server_address[1]}"):

@@ -17,11 +17,10 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
+from devtools.procs import Program
 from tests.support.predictor_servers import predictor
-from tests.support.procs import Server
 from tests.support.stack import gateway_server
-
-pytestmark = pytest.mark.slow
+from tests.support.tiers import process_fixture
 
 # Every item waits this long for its batch: requests are surely in flight when SIGTERM comes.
 DELAY_MS = 2000
@@ -55,8 +54,8 @@ def refuses_connections(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-@pytest.fixture(scope="module")
-def slow_text(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@process_fixture(scope="module")
+def slow_text(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Program]:
     """One text predictor for the module: the gateway test uses it, the last test stops it."""
     server = predictor(
         "text",
@@ -77,7 +76,7 @@ def in_flight(calls: list[Callable[[], object]]) -> tuple[ThreadPoolExecutor, li
     return pool, futures
 
 
-def test_the_gateway_finishes_requests_in_flight_then_exits_0(slow_text: Server, tmp_path: Path) -> None:
+def test_the_gateway_finishes_requests_in_flight_then_exits_0(slow_text: Program, tmp_path: Path) -> None:
     text_url = f"http://127.0.0.1:{slow_text.ports['http']}"
     gw = gateway_server(text_url, text_url, tmp_path).start()
     try:
@@ -95,7 +94,7 @@ def test_the_gateway_finishes_requests_in_flight_then_exits_0(slow_text: Server,
         gw.kill()
 
 
-def test_a_predictor_finishes_rest_and_grpc_requests_in_flight_then_exits_0(slow_text: Server) -> None:
+def test_a_predictor_finishes_rest_and_grpc_requests_in_flight_then_exits_0(slow_text: Program) -> None:
     http, grpc_port = slow_text.ports["http"], slow_text.ports["grpc"]
     url = f"http://127.0.0.1:{http}/v2/models/clip-text/infer"
     pool, futures = in_flight(
