@@ -139,6 +139,7 @@ def assert_still_serves(server: Program, kind: str) -> None:
     assert server.proc is not None and server.proc.poll() is None
 
 
+@pytest.mark.usefixtures("starts_processes")  # its server comes from request.getfixturevalue
 @pytest.mark.parametrize("case_id", [c for c, case in CASES.items() if "rest" in case.transports])
 def test_rest_json_bad_input_is_400(case_id: str, request: pytest.FixtureRequest) -> None:
     case = CASES[case_id]
@@ -150,6 +151,7 @@ def test_rest_json_bad_input_is_400(case_id: str, request: pytest.FixtureRequest
     assert_still_serves(server, case.kind)
 
 
+@pytest.mark.usefixtures("starts_processes")  # its server comes from request.getfixturevalue
 @pytest.mark.parametrize("case_id", [c for c, case in CASES.items() if "grpc" in case.transports])
 def test_grpc_bad_input_is_invalid_argument(case_id: str, request: pytest.FixtureRequest) -> None:
     case = CASES[case_id]

@@ -89,6 +89,7 @@ def test_64_concurrent_texts_each_get_their_own_embedding(text_server: Program, 
     assert_batched(text_server, "clip-text")
 
 
+@pytest.mark.usefixtures("starts_processes")  # its server comes from request.getfixturevalue
 @pytest.mark.parametrize("server", ["image_server", "image_server_2_workers"])
 def test_64_concurrent_images_each_get_their_own_embedding(
     server: str, tiny_ref: Reference, request: pytest.FixtureRequest

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from devtools.procs import ROOT
+
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 
 # Four 8 MiB blocks alive at once, then freed, five times a round: the shape of a batched pass's
 # activations. Prints the minor page faults of each of 3 rounds.
@@ -14,8 +18,6 @@ PASSES = """
 import json, resource, sys
 import numpy as np
 from predictors.memory import keep_freed_memory
-
-pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 kept = keep_freed_memory() if sys.argv[1] == "kept" else None
 faults = []
 for _ in range(3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from tests.support.tiers import process_fixture
 from .media import Reference, assert_same_embeddings, distinct_image, encode, sample_images
 
 TEXTS = ["a diagram", "a photo of a cat sitting on a red chair", "x " * 120]
-READY_BOUND_S = 0.050
 
 
 @pytest.fixture(scope="module")
@@ -78,27 +77,29 @@ def test_served_embeddings_match_open_clip(vit_image: Program, vit_text: Program
     assert out["parameters"]["logit_scale"] == pytest.approx(vit_ref.logit_scale, rel=1e-6)
 
 
-def test_ready_answers_within_50ms_during_a_forward_pass(vit_image: Program) -> None:
+def test_ready_answers_during_a_forward_pass(vit_image: Program) -> None:
+    """Readiness is answered while an 8-image pass runs: from the moment the batch leaves the queue
+    (`clip_queue_seconds` counts its items) until the pass ends (`clip_inference_seconds` counts it)."""
     images = [base64.b64encode(encode(distinct_image(200 + i, (224, 224)))).decode() for i in range(8)]
     base = f"http://127.0.0.1:{vit_image.ports['http']}"
 
-    async def scenario() -> tuple[list[float], float, float]:
+    async def scenario() -> None:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            await client.get("/v2/health/ready")  # open the connection before timing
-            body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [8], "data": images}]}
-            started = time.monotonic()
-            task = asyncio.create_task(client.post("/v2/models/clip-image/infer", json=body))
-            await asyncio.sleep(0.3)  # decoding done, the 8-image pass running
-            latencies, polled_until = [], 0.0
-            for _ in range(10):
-                t = time.monotonic()
-                assert (await client.get("/v2/health/ready")).status_code == 200
-                latencies.append(time.monotonic() - t)
-                polled_until = time.monotonic()
-                await asyncio.sleep(0.02)
-            assert (await task).status_code == 200
-            return latencies, polled_until - started, time.monotonic() - started
 
-    latencies, polled, total = asyncio.run(scenario())
-    assert polled < total, "the forward pass ended before the readiness checks did"
-    assert max(latencies) < READY_BOUND_S, latencies
+            async def count(name: str) -> float:
+                text = (await client.get("/metrics")).text
+                found = re.search(rf'^{name}_count{{model_name="clip-image"}} (\S+)$', text, re.M)
+                return float(found.group(1)) if found else 0.0
+
+            queued, passes = await count("clip_queue_seconds"), await count("clip_inference_seconds")
+            body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [8], "data": images}]}
+            task = asyncio.create_task(client.post("/v2/models/clip-image/infer", json=body))
+            while await count("clip_queue_seconds") < queued + 8:  # the batch is handed to its pass
+                assert not task.done(), (await task).text
+                await asyncio.sleep(0.01)
+            for _ in range(5):
+                assert (await client.get("/v2/health/ready")).status_code == 200
+            assert await count("clip_inference_seconds") == passes, "the pass ended before readiness answered"
+            assert (await task).status_code == 200
+
+    asyncio.run(scenario())
