@@ -2,7 +2,8 @@
 
 - A fixture that starts processes (a predictor, the stack, helm, Prometheus ...) is declared with
   `@process_fixture(...)` instead of `@pytest.fixture(...)`. A test whose own body starts processes
-  requests `starts_processes` (usually `pytestmark = pytest.mark.usefixtures("starts_processes")`).
+  requests `starts_processes` (usually `pytestmark = pytest.mark.usefixtures("starts_processes")`),
+  as does one that gets a process fixture through `request.getfixturevalue` (unseen at collection).
 - At collection, every test whose fixture closure holds one of those fixtures is marked `slow`
   (`mark_slow_by_rule`); a hand-written `slow` marker is an error, so the rule is the only source.
 - While a test not marked `slow` runs (setup, call, teardown), starting any process (subprocess, exec,
@@ -85,4 +86,5 @@ class ProcessGuard:
     def end(self) -> list[str]:
         """Stop guarding; the process starts the guarded test attempted."""
         self._test = None
-        return self._attempts
+        attempts, self._attempts = self._attempts, []
+        return attempts
