@@ -89,12 +89,12 @@ def test_a_killed_predictor_is_503_in_bounded_time_and_traffic_recovers_after_it
         killed = time.monotonic()
         stack.servers["clip-image"].kill()  # SIGKILL: no goodbye, pooled connections die mid-air
         wait_for(lambda: httpx.get(f"{gw}/readyz", timeout=5).status_code == 503, 10)
-        time.sleep(1.0)
+        wait_for(lambda: sum(a.status == 503 for a in load.since(killed)) >= CLIENTS, 30)  # users saw it
         down = [a for a in load.since(killed)]
         stack.restart("clip-image")  # same command, same ports
         back = time.monotonic()
         recovered = wait_for(lambda: any(a.status == 200 for a in load.since(back)), RECOVERY_S)
-        time.sleep(1.0)
+        wait_for(lambda: len(load.since(back + recovered)) >= 2 * CLIENTS, 30)  # traffic after recovery
     print(  # shown with -rP: what the bounds were measured against
         f"while down: {len(down)} answers {sorted({a.status for a in down})}, slowest "
         f"{max(a.took for a in down):.2f} s; first 200 {recovered:.2f} s after the restart was ready"
