@@ -162,6 +162,10 @@ kind-down: ## Delete the kind cluster.
 test: install tools ## Run the whole test suite (installs what it needs first).
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-fast
+test-fast: install ## Unit and in-process tests: no test that starts a process (under 2 minutes).
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 .PHONY: test-predictors test-gateway test-deploy test-e2e
 test-predictors: install ## Predictor tests only.
 	$(PY) -m pytest tests/predictors $(PYTEST_ARGS)

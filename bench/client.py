@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
-from bench.procs import ROOT, free_port
+from devtools.procs import ROOT, pick_free_port
 from gateway.predictor import KEEPALIVE_S, pool_size
 from gateway.settings import Settings
 from gateway.transport import AiohttpTransport
@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gateway-client.md")
     args = p.parse_args()
-    port, ready = free_port(), threading.Event()
+    port, ready = pick_free_port(), threading.Event()
     threading.Thread(target=_serve, args=(port, ready), daemon=True).start()
     ready.wait(10)
     results = asyncio.run(_compare(f"http://127.0.0.1:{port}", args.calls, args.concurrency))

@@ -23,7 +23,8 @@ from tqdm import tqdm
 from bench import report
 from bench.loadgen import run_load
 from bench.payloads import CompareBodies, photos
-from bench.procs import ROOT, Proc, gateway, peak_rss_mb, predictor, start_all, stop_all, term_with_parent
+from bench.procs import gateway, peak_rss_mb, predictor, start_all, stop_all
+from devtools.procs import ROOT, Program, term_with_parent
 
 MODELS = {
     "demo": ("clip-shapes (demo)", ["--model_dir", str(ROOT / "models" / "clip-shapes")]),
@@ -141,7 +142,7 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         distinct, labels = CompareBodies(images, zero_shot=False), CompareBodies(images, zero_shot=True)
 
         def point(
-            gateway_proc: Proc, pair: tuple[Proc, Proc], bodies: CompareBodies, c: int, what: str
+            gateway_proc: Program, pair: tuple[Program, Program], bodies: CompareBodies, c: int, what: str
         ) -> dict[str, Any]:
             bar.set_description(f"{key}: {what}, concurrency {c}")
             pids = {"gateway": gateway_proc.pid, "image": pair[0].pid, "text": pair[1].pid}

@@ -23,8 +23,9 @@ from typing import Any
 
 from bench.loadgen import run_load
 from bench.payloads import CompareBodies, photos
-from bench.procs import ROOT, gateway, predictor, start_all, stop_all
+from bench.procs import gateway, predictor, start_all, stop_all
 from bench.run import MODELS, Interrupted, OnSignal
+from devtools.procs import ROOT
 
 
 def _extra(threads: str, delay: str) -> list[str]:
@@ -63,7 +64,8 @@ def main() -> None:
         env = {"OMP_WAIT_POLICY": "PASSIVE"} if t.endswith("p") else {}
         image = predictor("image", f"image-{tag}", flags, [*_extra(image_t, image_d), "--forward_workers", w])
         text = predictor("text", f"text-{tag}", flags, _extra(text_t or image_t, text_d or image_d))
-        image.env = text.env = env
+        image.env.update(env)
+        text.env.update(env)
         name = f"{t} torch threads{' (OMP passive)' if env else ''}, delay {d} ms"
         name += f", {w} image forward workers" if w != "1" else ""
         stacks.append((name, image, text, gateway(f"gw-{tag}", image, text, True)))

@@ -11,16 +11,17 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools.procs import answers_200, is_port_free  # noqa: E402
+
 CONFIG = ROOT / "prometheus" / "prometheus.yml"
 RULES = ROOT / "prometheus" / "rules.yml"
 HOST = "127.0.0.1"
@@ -33,15 +34,6 @@ def log(message: str) -> None:
 def find_tool(name: str) -> str | None:
     local = ROOT / ".tools" / "bin" / name
     return str(local) if os.access(local, os.X_OK) else shutil.which(name)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def rules_stale() -> bool | None:
@@ -72,12 +64,8 @@ def scraped(config: Path) -> str:
 def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
+        if answers_200(f"{url}/-/ready"):
+            return True
         time.sleep(0.2)
     return False
 
@@ -100,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if prometheus is None:
         log("prometheus not found in .tools/bin or PATH: run `make tools`")
         return 1
-    if not port_free(args.port):
+    if not is_port_free(args.port, HOST):
         log(
             f"port {args.port} on {HOST} is in use: pick another with PROMETHEUS_PORT=<port> (make) or --port"
         )

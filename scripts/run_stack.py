@@ -16,39 +16,26 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools.procs import Program, is_port_free, stop_all  # noqa: E402
+
 DEMO_MODEL_DIR = ROOT / "models" / "clip-shapes"
 REAL_ARCH, REAL_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
 REAL_HF_REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 REAL_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+HUB_PROBE_TIMEOUT_S = 3.0
 COLOURS = {"image": "\033[35m", "text": "\033[36m", "gateway": "\033[33m"}
 RESET = "\033[0m"
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    ready_url: str
-    proc: subprocess.Popen[bytes] | None = None
+STOP_GRACE_S = 15.0
 
 
 def log(message: str) -> None:
     print(f"[run] {message}", flush=True)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
 
 
 def cached_real_weights() -> bool:
@@ -58,17 +45,16 @@ def cached_real_weights() -> bool:
 
 
 def hub_reachable() -> bool:
-    """False at once when offline (HF_HUB_OFFLINE=1, or the hub's name does not resolve)."""
+    """Whether the weights could be downloaded now: offline mode (HF_HUB_OFFLINE) is off and a TCP
+    connection to the hub (HF_ENDPOINT) opens within a few seconds, the same probe as the predictors'."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    from urllib.parse import urlparse
-
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
-        socket.getaddrinfo(host, 443)
+        with socket.create_connection((url.hostname or "", url.port or 443), timeout=HUB_PROBE_TIMEOUT_S):
+            return True
     except OSError:
         return False
-    return True
 
 
 def download_real_weights() -> bool:
@@ -107,7 +93,7 @@ def choose_model(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     return ["--model_dir", str(DEMO_MODEL_DIR)], {}
 
 
-def pump(child: Child) -> None:
+def pump(child: Program) -> None:
     """Copy a child's output to ours, each line prefixed with its name."""
     assert child.proc is not None and child.proc.stdout is not None
     colour = COLOURS.get(child.name, "") if sys.stdout.isatty() else ""
@@ -115,30 +101,6 @@ def pump(child: Child) -> None:
     for raw in iter(child.proc.stdout.readline, b""):
         sys.stdout.write(prefix + raw.decode(errors="replace"))
         sys.stdout.flush()
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def stop_all(children: list[Child], grace: float = 15.0) -> None:
-    running = [c for c in children if c.proc is not None and c.proc.poll() is None]
-    for c in running:
-        assert c.proc is not None
-        c.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for c in running:
-        assert c.proc is not None
-        try:
-            c.proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log(f"{c.name} did not stop within {grace:.0f}s: killing it")
-            os.killpg(c.proc.pid, signal.SIGKILL)
-            c.proc.wait()
 
 
 def parse_args() -> argparse.Namespace:
@@ -158,7 +120,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     ports = [args.gateway_port, args.image_port, args.text_port, args.image_grpc_port, args.text_grpc_port]
-    taken = [p for p in ports if not port_free(p)]
+    taken = [p for p in ports if not is_port_free(p)]
     if taken:
         log(
             f"port(s) {', '.join(map(str, taken))} already in use: stop what listens there "
@@ -167,45 +129,23 @@ def main() -> int:
         return 1
     model_flags, model_env = choose_model(args)
     py = sys.executable
-    children = [
-        Child(
-            "image",
-            [
-                py,
-                "-m",
-                "predictors.image",
-                *model_flags,
-                "--http_port",
-                str(args.image_port),
-                "--grpc_port",
-                str(args.image_grpc_port),
-            ],
-            f"http://127.0.0.1:{args.image_port}/v2/models/clip-image/ready",
-        ),
-        Child(
-            "text",
-            [
-                py,
-                "-m",
-                "predictors.text",
-                *model_flags,
-                "--http_port",
-                str(args.text_port),
-                "--grpc_port",
-                str(args.text_grpc_port),
-            ],
-            f"http://127.0.0.1:{args.text_port}/v2/models/clip-text/ready",
-        ),
-        Child("gateway", [py, "-m", "gateway"], f"http://127.0.0.1:{args.gateway_port}/readyz"),
-    ]
     env = {
-        **os.environ,
         **model_env,
-        "PYTHONUNBUFFERED": "1",
         "GATEWAY_PORT": str(args.gateway_port),
         "IMAGE_PREDICTOR_URL": f"http://127.0.0.1:{args.image_port}",
         "TEXT_PREDICTOR_URL": f"http://127.0.0.1:{args.text_port}",
     }
+
+    def predictor(kind: str, http: int, grpc: int) -> Program:
+        ports = ["--http_port", str(http), "--grpc_port", str(grpc)]
+        argv = [py, "-m", f"predictors.{kind}", *model_flags, *ports]
+        return Program(kind, argv, f"http://127.0.0.1:{http}/v2/models/clip-{kind}/ready", env=env)
+
+    children = [
+        predictor("image", args.image_port, args.image_grpc_port),
+        predictor("text", args.text_port, args.text_grpc_port),
+        Program("gateway", [py, "-m", "gateway"], f"http://127.0.0.1:{args.gateway_port}/readyz", env=env),
+    ]
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -214,20 +154,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
-    for c in children:
-        # Own process group: the terminal's Ctrl-C reaches only us, and we stop the children in order.
-        c.proc = subprocess.Popen(
-            c.argv,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    for c in children:  # each leads its own session: the terminal's Ctrl-C reaches only us
+        c.launch(output=subprocess.PIPE)
         threading.Thread(target=pump, args=(c,), daemon=True).start()
     announced, code = False, 0
     while not stopping.wait(0.25):
-        dead = [c for c in children if c.proc is not None and c.proc.poll() is not None]
+        dead = [c for c in children if not c.running()]
         if dead:
             log(
                 f"{dead[0].name} exited with code {dead[0].proc.returncode if dead[0].proc else '?'}: "
@@ -235,7 +167,7 @@ def main() -> int:
             )
             code = 1
             break
-        if not announced and all(ready(c.ready_url) for c in children):
+        if not announced and all(c.ready() for c in children):
             announced = True
             log(
                 f"ready in {time.monotonic() - started:.1f}s: gateway http://localhost:{args.gateway_port} "
@@ -251,7 +183,7 @@ def main() -> int:
             code = 1
             break
     log("stopping")
-    stop_all(children)
+    stop_all(children, STOP_GRACE_S, on_late=lambda c: log(f"{c.name} did not stop in time: killing it"))
     log("stopped")
     return code
 

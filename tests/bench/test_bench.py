@@ -13,21 +13,19 @@ from typing import Any
 
 import pytest
 
-from tests.support.models import write_tiny_model
-from tests.support.procs import ROOT
+from devtools.procs import ROOT
+from tests.support.tiers import process_fixture
 
 CONCURRENCY = [1, 4]
 POINT_KEYS = {"concurrency", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms", "p99_ms"}
 PROCESSES = {"gateway", "image", "text", "loadgen"}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
-    tmp = tmp_path_factory.mktemp("bench")
-    model = write_tiny_model(tmp / "tiny")
-    out = tmp / "results"
+@process_fixture(scope="module")
+def run(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
+    out = tmp_path_factory.mktemp("bench") / "results"
     argv = [
-        sys.executable, "-m", "bench", "--quick", "--model-dir", str(model), "--out", str(out),
+        sys.executable, "-m", "bench", "--quick", "--model-dir", str(tiny_dir), "--out", str(out),
         "--name", "t", "--concurrency", ",".join(map(str, CONCURRENCY)), "--warmup-s", "0.5",
         "--measure-s", "1.5", "--batches", "1,4", "--rounds", "2",
     ]  # fmt: skip

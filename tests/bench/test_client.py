@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.procs import ROOT
+import pytest
+
+from devtools.procs import ROOT
+
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 
 
 def test_client_benchmark_writes_both_rows_and_a_ratio(tmp_path: Path) -> None:

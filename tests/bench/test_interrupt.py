@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.models import write_tiny_model
-from tests.support.procs import ROOT
+from devtools.procs import ROOT
+
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 
 PROGRAMS = 7  # per model: 2 batched predictors, 2 unbatched, 3 gateways
 
@@ -54,19 +55,14 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("interrupt") / "tiny")
-
-
 @pytest.mark.parametrize(
     ("how", "exit_code"),
     [("Ctrl-C (SIGINT to its process group)", 130), ("SIGTERM to the benchmark alone", 143)],
 )
 def test_interrupting_a_run_leaves_no_program_behind(
-    model: Path, tmp_path: Path, how: str, exit_code: int
+    tiny_dir: Path, tmp_path: Path, how: str, exit_code: int
 ) -> None:
-    argv = [sys.executable, "-m", "bench", "--quick", "--model-dir", str(model), "--out", str(tmp_path),
+    argv = [sys.executable, "-m", "bench", "--quick", "--model-dir", str(tiny_dir), "--out", str(tmp_path),
             "--measure-s", "30"]  # fmt: skip
     bench = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True

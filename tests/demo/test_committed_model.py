@@ -67,6 +67,7 @@ def test_committed_samples_are_what_the_script_draws(tmp_path):
         assert (tmp_path / name).read_bytes() == (ROOT / "samples" / name).read_bytes(), name
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_evaluate_command_prints_plain_and_jpeg_accuracy():
     proc = subprocess.run(
         [sys.executable, "-m", "demo.evaluate", "--model-dir", str(MODEL_DIR), "--per-class", "1"],

@@ -10,8 +10,6 @@ import torch
 from demo import model as demo_model
 from demo import shapes, train
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
@@ -65,6 +63,7 @@ def test_training_is_deterministic_for_a_seed_and_leaves_torch_settings_alone(tm
     assert not torch.are_deterministic_algorithms_enabled()
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_the_command_line_shows_progress_and_reports_held_out_accuracy(tmp_path):
     out = tmp_path / "m"
     proc = subprocess.run(

@@ -22,6 +22,7 @@ VENV_BIN = ROOT / ".venv" / "bin"
 MONITORING_API = "monitoring.coreos.com/v1"
 RELEASE = "clip"
 NAMESPACE = "ml"
+Objects = list[dict[str, Any]]  # Kubernetes objects as rendered
 
 
 def tool(name: str) -> str:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 
-from tests.deploy.chart import CHART, render
-from tests.support.models import write_tiny_model
+from tests.deploy.chart import CHART, Objects, render
 from tests.support.stack import LocalStack, plan_stack, start_stack
+from tests.support.tiers import process_fixture
 
-Objects = list[dict[str, Any]]
 
-
-@pytest.fixture(scope="session")
+@process_fixture(scope="session")
 def variants() -> dict[str, Objects]:
     """Defaults plus each ci/*-values.yaml, on a cluster that has the Prometheus Operator."""
     rendered = {"defaults": render()}
@@ -23,12 +21,12 @@ def variants() -> dict[str, Objects]:
     return rendered
 
 
-@pytest.fixture(scope="package")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+@process_fixture(scope="package")
+def local_stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Both predictors (tiny model) and the gateway as real processes on 127.0.0.1, shared by the
     real-Prometheus tests of this package; stopped when the package's tests are done, even on failure."""
     tmp = tmp_path_factory.mktemp("stack")
-    stack = start_stack(plan_stack(write_tiny_model(tmp / "model"), tmp))
+    stack = start_stack(plan_stack(tiny_dir, tmp))
     try:
         yield stack
     finally:

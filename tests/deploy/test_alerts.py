@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.chart import CI_VALUES, ROOT, one, render, run, tool
-from tests.deploy.conftest import Objects
+from tests.deploy.chart import CI_VALUES, ROOT, Objects, one, render, run, tool
 
 HERE = Path(__file__).parent
 JOBS = {"clip-gateway", "clip-image", "clip-text"}
@@ -56,6 +55,7 @@ def test_each_alert_fires_and_stays_silent_as_specified(variants: dict[str, Obje
     assert promtool_unit_tests(variants["defaults"], tmp_path) == "SUCCESS"
 
 
+@pytest.mark.usefixtures("starts_processes")
 @pytest.mark.parametrize(
     ("setting", "alert"),
     [
@@ -86,12 +86,14 @@ def test_thresholds_and_durations_come_from_values(setting: str, alert: str, tmp
     assert not any(f"alertname: {other}" in report for other in others)
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_disabled_alerts_are_left_out() -> None:
     objects = render(sets=["monitoring.prometheusRule.alerts.queueSaturated.enabled=false"])
     rules = one(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
     assert "ClipPredictorQueueSaturated" not in {r["alert"] for r in rules}
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_local_rule_file_is_fresh(tmp_path: Path) -> None:
     fresh = tmp_path / "rules.yml"
     result = run([str(ROOT / "scripts" / "render-rules.sh"), str(fresh)], env=None)

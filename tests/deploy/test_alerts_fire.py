@@ -25,9 +25,9 @@ from tests.deploy.chart import one, render, tool
 from tests.deploy.test_dashboard import DASHBOARD, GRAFANA_VARS, panels
 from tests.support.prometheus import Prometheus, local_config, poll, start_prometheus
 from tests.support.stack import JOBS, LocalStack
+from tests.support.tiers import process_fixture
 from tests.support.traffic import Traffic
 
-pytestmark = pytest.mark.slow
 ALERTS = "monitoring.prometheusRule.alerts"
 RULE_SETTINGS = [
     "monitoring.prometheusRule.rateWindow=10s",
@@ -49,7 +49,7 @@ OVERLOADED = "ClipPredictorOverloaded"
 RATE_INTERVAL = "15s"
 
 
-@pytest.fixture(scope="module")
+@process_fixture(scope="module")
 def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The chart's PrometheusRule, rendered by helm with short durations, as a plain rule file."""
     spec = one(render(sets=RULE_SETTINGS), "PrometheusRule")["spec"]
@@ -59,7 +59,7 @@ def rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@process_fixture(scope="module")
 def prometheus(
     local_stack: LocalStack, rules: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:

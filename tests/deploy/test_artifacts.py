@@ -13,6 +13,7 @@ from tests.deploy.chart import ROOT, run, tool
 DOCKERFILES = ["Dockerfile.predictor", "Dockerfile.gateway"]
 
 
+@pytest.mark.usefixtures("starts_processes")
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfile_passes_hadolint(name: str) -> None:
     result = run([tool("hadolint"), str(ROOT / name)])
@@ -41,6 +42,7 @@ def test_dockerignore_sends_only_the_sources() -> None:
     assert {"!pyproject.toml", "!predictors/", "!gateway/"} <= set(lines)
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_manifests_equal_a_fresh_render(tmp_path: Path) -> None:
     result = run([str(ROOT / "scripts" / "render-manifests.sh"), str(tmp_path)])
     assert result.returncode == 0, result.stderr
@@ -59,6 +61,7 @@ def test_manifests_split_the_operator_objects_from_the_rest() -> None:
     assert not any(d["kind"] == "Pod" for d in main), "the helm test hook is not a manifest"
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_compose_file_is_valid_and_runs_the_three_programs() -> None:
     compose = ROOT / "docker-compose.yml"
     result = run([tool("docker-compose"), "-f", str(compose), "config"])
@@ -77,6 +80,7 @@ def test_compose_file_is_valid_and_runs_the_three_programs() -> None:
     assert "CPU only" in compose.read_text()
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_kind_path_is_complete() -> None:
     config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
     assert config["kind"] == "Cluster" and config["apiVersion"] == "kind.x-k8s.io/v1alpha4"

@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from tests.deploy.admission import KSERVE_VERSIONS, knative_errors, kserve_errors
-from tests.deploy.chart import CHART, by_kind, helm_template, isvc, predictor_container, render
-from tests.deploy.conftest import Objects
+from tests.deploy.chart import CHART, Objects, by_kind, helm_template, isvc, predictor_container, render
 
 KEDA = ["kserve.autoscalerClass=keda", "predictor.autoscaling.keda.serverAddress=http://prom.monitoring:9090"]
 KNATIVE = ["kserve.deploymentMode=Knative"]

@@ -8,6 +8,8 @@ import pytest
 
 from tests.deploy.chart import CHART, CI_VALUES, helm_template, run, tool
 
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
+
 VARIANTS = [None, *CI_VALUES]
 
 

@@ -11,6 +11,7 @@ from tests.deploy.chart import (
     CHART,
     NAMESPACE,
     ROOT,
+    Objects,
     by_kind,
     env_of,
     gateway_env,
@@ -20,7 +21,8 @@ from tests.deploy.chart import (
     predictor_container,
     render,
 )
-from tests.deploy.conftest import Objects
+
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 
 GPU = "nvidia.com/gpu"
 

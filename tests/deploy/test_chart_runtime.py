@@ -13,6 +13,7 @@ from gateway.inputs import Limits
 from tests.deploy.chart import (
     CHART,
     ROOT,
+    Objects,
     by_kind,
     env_of,
     gateway_env,
@@ -23,7 +24,6 @@ from tests.deploy.chart import (
     render,
     render_notes,
 )
-from tests.deploy.conftest import Objects
 from tests.deploy.schemas import openapi_errors
 
 GPU = "nvidia.com/gpu"

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tests.deploy.conftest import Objects
+from tests.deploy.chart import Objects
 from tests.deploy.schemas import (
     PROMETHEUS_OPERATOR,
     inference_service_errors,

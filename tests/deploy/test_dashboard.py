@@ -110,6 +110,7 @@ def test_dashboard_names_only_contract_metrics(dashboard: dict[str, Any]) -> Non
     assert used - CONTRACT == set()
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_every_panel_query_parses(dashboard: dict[str, Any], tmp_path: Path) -> None:
     rules = []
     for i, expr in enumerate(expressions(dashboard)):
@@ -124,6 +125,7 @@ def test_every_panel_query_parses(dashboard: dict[str, Any], tmp_path: Path) -> 
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
     path = tmp_path / "bad.yml"
     path.write_text(

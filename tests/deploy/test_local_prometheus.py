@@ -16,18 +16,17 @@ import httpx
 import pytest
 import yaml
 
+from devtools.procs import Program
 from tests.deploy.chart import ROOT, tool
 from tests.deploy.test_dashboard import DASHBOARD, SELECTOR, metric_family
-from tests.support.procs import Server
 from tests.support.prometheus import local_config, start_prometheus
 from tests.support.stack import JOBS, LocalStack
+from tests.support.tiers import process_fixture
 from tests.support.traffic import png
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(local_stack: LocalStack) -> dict[str, Server]:
+def stack(local_stack: LocalStack) -> dict[str, Program]:
     # Traffic, so labelled series exist: one good and one bad comparison.
     base = local_stack.gateway_url
     httpx.post(f"{base}/compare/", json={"image": _png_b64(), "text": ["a red square", "a cat"]}, timeout=30)
@@ -39,7 +38,7 @@ def _png_b64() -> str:
     return base64.b64encode(png((200, 20, 20), size=32)).decode()
 
 
-@pytest.fixture(scope="module")
+@process_fixture(scope="module")
 def prometheus(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = local_config(local_stack.http_ports(), ROOT / "prometheus" / "rules.yml", interval="1s")
     prom = start_prometheus(tool("prometheus"), config, tmp_path_factory.mktemp("prometheus"))
@@ -49,7 +48,7 @@ def prometheus(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
         prom.server.stop()
 
 
-def exported_families(stack: dict[str, Server]) -> set[str]:
+def exported_families(stack: dict[str, Program]) -> set[str]:
     names = set()
     for server in stack.values():
         text = httpx.get(f"http://127.0.0.1:{server.ports['http']}/metrics", timeout=10).text
@@ -58,7 +57,7 @@ def exported_families(stack: dict[str, Server]) -> set[str]:
     return names | {f"{n}_total" for n in names}
 
 
-def test_every_metric_the_alerts_and_dashboard_name_is_exported(stack: dict[str, Server]) -> None:
+def test_every_metric_the_alerts_and_dashboard_name_is_exported(stack: dict[str, Program]) -> None:
     exported = exported_families(stack)
     rules = yaml.safe_load((ROOT / "prometheus" / "rules.yml").read_text())
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]

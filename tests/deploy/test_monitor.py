@@ -15,9 +15,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devtools.procs import PYTHON, pick_free_port
 from tests.deploy.chart import ROOT
-from tests.support.procs import PYTHON, free_port
 from tests.support.prometheus import poll
+from tests.support.tiers import process_fixture
 
 SCRIPT = ROOT / "scripts" / "monitor.py"
 ALERTS = {
@@ -51,9 +52,9 @@ def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> str
     raise AssertionError(f"no line matching {pattern!r} within {timeout}s; output:\n{seen}")
 
 
-@pytest.fixture
+@process_fixture
 def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
+    port = pick_free_port()
     tmp = tmp_path_factory.mktemp("monitor")
     proc = subprocess.Popen(
         [PYTHON, str(SCRIPT), "--port", str(port)],
@@ -99,6 +100,7 @@ def test_monitor_serves_the_local_config_and_chart_alerts_until_ctrl_c(
         httpx.get(f"{url}/-/ready", timeout=2)
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_monitor_refuses_a_busy_port_and_says_how_to_pick_another() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -11,8 +11,6 @@ from PIL import Image
 from demo import shapes
 from tests.support.stack import LocalStack
 
-pytestmark = pytest.mark.slow
-
 
 def png(image: Image.Image) -> bytes:
     buf = io.BytesIO()

@@ -8,10 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.support.procs import PYTHON, ROOT
+from devtools.procs import PYTHON, ROOT
 from tests.support.stack import LocalStack
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("example", ["tritonclient_http.py", "tritonclient_grpc.py", "kserve_clients.py"])

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT
+from devtools.procs import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
+
 
 PORTS = (8000, 8001, 8002, 9001, 9002)
 

@@ -1,41 +1,19 @@
+"""Fixtures: fake predictors, and TestClients over in-process gateways wired to them."""
+
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.settings import Settings
-from tests.gateway.fakes import IMAGE_URL, TEXT_URL, FakePredictors
-
-MakeClient = Callable[..., TestClient]
+from tests.gateway.fakes import FakePredictors
+from tests.support.gateway_clients import MakeClient, clients_over
 
 
 @pytest.fixture
 def fake() -> FakePredictors:
     return FakePredictors()
-
-
-@contextmanager
-def clients_over(fake: FakePredictors) -> Iterator[MakeClient]:
-    """Make TestClients over gateways wired to `fake` (keyword arguments override settings); closed after."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = Settings(image_predictor_url=IMAGE_URL, text_predictor_url=TEXT_URL, **overrides)
-        client = TestClient(create_app(settings, transport=fake.transport()), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    try:
-        yield make
-    finally:
-        for client in clients:
-            client.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.gateway.conftest import MakeClient
 from tests.gateway.fakes import DIM, FakePredictors, infer_request, png, vector
+from tests.support.gateway_clients import MakeClient
 
 
 def compare(client: TestClient, *texts: str) -> httpx.Response:

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.gateway.conftest import MakeClient
 from tests.gateway.fakes import FakePredictors, png
+from tests.support.gateway_clients import MakeClient
 
 LIMIT = 50_000
 

@@ -20,13 +20,12 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from PIL import Image
 
+from devtools.procs import Program
 from tests.gateway.urlservers import RED, ImageServer
 from tests.support.models import write_tiny_model
 from tests.support.predictor_servers import start_predictor
-from tests.support.procs import Server
 from tests.support.stack import gateway_server
-
-pytestmark = pytest.mark.slow
+from tests.support.tiers import process_fixture
 
 KEY = "openai-test-key"
 MAX_IMAGES = 3
@@ -59,8 +58,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="module")
-def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
+@process_fixture(scope="module")
+def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Program]]:
     with ThreadPoolExecutor(2) as pool:  # both load their model at once
         futures = {kind: pool.submit(start_predictor, kind, model_dir, logs) for kind in ("image", "text")}
     try:
@@ -71,8 +70,8 @@ def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
                 future.result().stop()
 
 
-@pytest.fixture(scope="module")
-def gateway_process(predictors: dict[str, Server], logs: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def gateway_process(predictors: dict[str, Program], logs: Path) -> Iterator[Program]:
     server = gateway_server(
         predictors["image"].url,
         predictors["text"].url,
@@ -90,7 +89,7 @@ def gateway_process(predictors: dict[str, Server], logs: Path) -> Iterator[Serve
 
 
 @pytest.fixture(scope="module")
-def gateway(gateway_process: Server) -> str:
+def gateway(gateway_process: Program) -> str:
     return gateway_process.url
 
 
@@ -248,7 +247,7 @@ def test_compare_with_several_images_answers_each_as_if_alone(api: httpx.Client)
 
 
 def test_image_urls_are_fetched_from_allowed_addresses_only(
-    api: httpx.Client, client: openai.OpenAI, model: str, gateway_process: Server
+    api: httpx.Client, client: openai.OpenAI, model: str, gateway_process: Program
 ) -> None:
     with ImageServer() as server:
         uploaded = api.post("/embed/", json={"image": base64.b64encode(RED).decode()}).json()["embedding"]
@@ -276,7 +275,7 @@ def test_image_urls_are_fetched_from_allowed_addresses_only(
 
 
 def test_the_text_predictor_counts_tokens_over_rest_and_grpc_when_asked(
-    predictors: dict[str, Server],
+    predictors: dict[str, Program],
 ) -> None:
     text = predictors["text"]
     texts = ["a red square", "a cat"]

@@ -6,12 +6,13 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway.conftest import MakeClient
+from devtools.procs import ROOT
 from tests.gateway.fakes import FakePredictors, png
-from tests.support.procs import ROOT
+from tests.support.gateway_clients import MakeClient
 
 FILES = {"files": {"image": ("x.png", png(), "image/png")}, "data": {"text": "a"}}
 
@@ -117,6 +118,7 @@ def test_openapi_declares_bodies_and_error_responses(client: TestClient) -> None
     )
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_gateway_does_not_import_torch_open_clip_or_kserve() -> None:
     code = (
         "import sys, gateway.app, gateway.__main__\n"

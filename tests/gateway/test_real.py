@@ -17,13 +17,11 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.procs import Program
 from tests.gateway.stall import StallingServer
-from tests.support.models import write_tiny_model
 from tests.support.predictor_servers import start_predictor
-from tests.support.procs import Server
 from tests.support.stack import gateway_server
-
-pytestmark = pytest.mark.slow
+from tests.support.tiers import process_fixture
 
 KEY = "test-key-1"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -48,15 +46,10 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
+@process_fixture(scope="module")
+def predictors(tiny_dir: Path, logs: Path) -> Iterator[dict[str, Program]]:
     with ThreadPoolExecutor(2) as pool:  # both load their model at once
-        futures = {kind: pool.submit(start_predictor, kind, model_dir, logs) for kind in ("image", "text")}
+        futures = {kind: pool.submit(start_predictor, kind, tiny_dir, logs) for kind in ("image", "text")}
     try:
         yield {kind: future.result() for kind, future in futures.items()}
     finally:
@@ -65,8 +58,8 @@ def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Server]]:
                 future.result().stop()
 
 
-@pytest.fixture(scope="module")
-def api(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
+@process_fixture(scope="module")
+def api(predictors: dict[str, Program], logs: Path) -> Iterator[httpx.Client]:
     server = gateway_server(
         predictors["image"].url,
         predictors["text"].url,
@@ -80,6 +73,7 @@ def api(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
     assert server.stop() in (0, -signal.SIGTERM), server.log_tail()
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_a_fresh_gateway_exports_the_series_alerts_and_panels_read_at_zero(logs: Path) -> None:
     # /metrics needs no predictor: nothing listens at these URLs, and no request has been served yet.
     server = gateway_server("http://127.0.0.1:9", "http://127.0.0.1:9", logs).start()
@@ -114,7 +108,7 @@ def test_a_fresh_gateway_exports_the_series_alerts_and_panels_read_at_zero(logs:
     assert values["gateway_text_cache_misses_total"] == values["gateway_text_cache_entries"] == {(): 0.0}
 
 
-def direct_embeddings(server: Server, name: str, data: list[str]) -> tuple[list[list[float]], dict]:
+def direct_embeddings(server: Program, name: str, data: list[str]) -> tuple[list[list[float]], dict]:
     body = {"inputs": [{"name": name, "datatype": "BYTES", "shape": [len(data)], "data": data}]}
     r = httpx.post(f"{server.url}/v2/models/clip-{name}/infer", json=body, timeout=30)
     r.raise_for_status()
@@ -262,8 +256,8 @@ def test_metrics_count_the_traffic_by_status(api: httpx.Client) -> None:
     assert "predictor_errors_total" in text
 
 
-@pytest.fixture(scope="module")
-def stalled(predictors: dict[str, Server], logs: Path) -> Iterator[httpx.Client]:
+@process_fixture(scope="module")
+def stalled(predictors: dict[str, Program], logs: Path) -> Iterator[httpx.Client]:
     """A gateway whose text predictor never answers and whose image model name is wrong."""
     with StallingServer() as stall:
         server = gateway_server(
@@ -295,8 +289,8 @@ def test_a_wrong_model_name_is_502(stalled: httpx.Client) -> None:
     )
 
 
-def test_a_stopped_predictor_is_503(predictors: dict[str, Server], model_dir: Path, logs: Path) -> None:
-    text = start_predictor("text", model_dir, logs)
+def test_a_stopped_predictor_is_503(predictors: dict[str, Program], tiny_dir: Path, logs: Path) -> None:
+    text = start_predictor("text", tiny_dir, logs)
     server = gateway_server(predictors["image"].url, text.url, logs).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from devtools.procs import ROOT
 from gateway.settings import Settings
-from tests.support.procs import ROOT
 
 
 def test_environment_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,6 +29,7 @@ def test_environment_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     assert "k1" not in str(s.redacted())
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_a_bad_setting_stops_the_start_with_its_name() -> None:
     env = {"PATH": "/usr/bin:/bin", "TEXT_PREDICTOR_URL": "clip-text:8080", "GATEWAY_PORT": "0"}
     out = subprocess.run(

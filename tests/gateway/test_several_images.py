@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.gateway.conftest import MakeClient
 from tests.gateway.fakes import FakePredictors, infer_request, png
+from tests.support.gateway_clients import MakeClient
 
 COLOURS = ["red", "green", "blue"]
 TEXTS = ["a red square", "a green square"]

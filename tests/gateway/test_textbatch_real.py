@@ -10,24 +10,22 @@ import base64
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.models import write_tiny_model
 from tests.support.stack import LocalStack, plan_stack, start_stack
-
-pytestmark = pytest.mark.slow
+from tests.support.tiers import process_fixture
 
 COLOURS = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange", "gray", "pink"]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    model_dir = write_tiny_model(tmp_path_factory.mktemp("tiny"))
-    stack = plan_stack(model_dir, tmp_path_factory.mktemp("logs"))
+@process_fixture(scope="module")
+def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = plan_stack(tiny_dir, tmp_path_factory.mktemp("logs"))
     image = stack.servers["clip-image"]
     image.argv = [*image.argv, "--max_batch_delay_ms", "300"]
     stack.servers["clip-gateway"].env["GATEWAY_TEXT_CACHE_SIZE"] = "0"  # every text reaches the predictor

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.gateway.conftest import MakeClient, clients_over
 from tests.gateway.fakes import FakePredictors, infer_request, png
+from tests.support.gateway_clients import MakeClient, clients_over
 
 LABELS = [f"a photo of a {c} {s}" for c in ("red", "green") for s in ("circle", "square", "star")]
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
+from devtools.procs import pick_free_port
 from gateway.transport import AiohttpTransport
-from tests.support.procs import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = (
@@ -67,7 +67,7 @@ def test_refused_connection_is_a_connect_error() -> None:
     async def main() -> None:
         async with httpx.AsyncClient(transport=AiohttpTransport(limit=4, keepalive_s=30)) as c:
             with pytest.raises(httpx.ConnectError):
-                await c.get(f"http://127.0.0.1:{free_port()}/ready")
+                await c.get(f"http://127.0.0.1:{pick_free_port()}/ready")
 
     run(main())
 

@@ -7,8 +7,8 @@ import httpx
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway.conftest import MakeClient
 from tests.gateway.fakes import FakePredictors
+from tests.support.gateway_clients import MakeClient
 
 
 def test_errors_on_v1_take_openai_shape_and_the_others_keep_theirs(make_client: MakeClient) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import pytest
 
 from tests.images.podman import GATEWAY_IMAGE, PREDICTOR_IMAGE, image_size, require_image
+from tests.support.tiers import process_fixture
 
 
-@pytest.fixture(scope="session", autouse=True)
+@process_fixture(scope="session", autouse=True)
 def images() -> dict[str, str]:
-    """The two images under test, after checking that both are built."""
+    """The two images under test, after checking that both are built (with podman: every image test
+    starts processes, so all of them are in the slow tier)."""
     for image in (PREDICTOR_IMAGE, GATEWAY_IMAGE):
         require_image(image)
     return {"predictor": PREDICTOR_IMAGE, "gateway": GATEWAY_IMAGE}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.procs import ROOT
+from devtools.procs import ROOT
 
 PREDICTOR_IMAGE = os.environ.get("PREDICTOR_IMAGE", "clip-similarity/predictor:dev")
 GATEWAY_IMAGE = os.environ.get("GATEWAY_IMAGE", "clip-similarity/gateway:dev")

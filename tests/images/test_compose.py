@@ -17,11 +17,9 @@ import httpx
 import pytest
 import yaml
 
+from devtools.procs import ROOT, pick_free_port
 from tests.images.client import compare, shape_and_captions
 from tests.images.podman import DEMO_MODEL, podman
-from tests.support.procs import ROOT, free_port
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +79,7 @@ def pass_health_checks_when_ready(project: str, ports: dict[str, int]) -> None:
 def compose_stack(docker_host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`docker-compose up` of docker-compose.yml on free ports, yielding the gateway's URL; then `down`."""
     compose = shutil.which("docker-compose") or str(ROOT / ".tools" / "bin" / "docker-compose")
-    ports = {name: free_port() for name in ("GATEWAY", "IMAGE", "IMAGE_GRPC", "TEXT", "TEXT_GRPC")}
+    ports = {name: pick_free_port() for name in ("GATEWAY", "IMAGE", "IMAGE_GRPC", "TEXT", "TEXT_GRPC")}
     env = {
         **os.environ,
         "DOCKER_HOST": docker_host,

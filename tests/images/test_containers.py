@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from devtools.procs import ROOT, pick_free_port
 from tests.images.client import compare, shape_and_captions
 from tests.images.podman import (
     DEMO_MODEL,
@@ -23,14 +24,11 @@ from tests.images.podman import (
     podman,
     run_once,
 )
-from tests.support.procs import ROOT, free_port
 from tests.support.stack import plan_stack, start_stack
-
-pytestmark = pytest.mark.slow
 
 
 def predictor_container(kind: str) -> Container:
-    http, grpc = free_port(), free_port()
+    http, grpc = pick_free_port(), pick_free_port()
     ports = ["--http_port", str(http), "--grpc_port", str(grpc)]
     return Container(
         name=f"clip-images-test-{os.getpid()}-{kind}",
@@ -45,7 +43,7 @@ def predictor_container(kind: str) -> Container:
 
 
 def gateway_container(image_url: str, text_url: str) -> Container:
-    port = free_port()
+    port = pick_free_port()
     return Container(
         name=f"clip-images-test-{os.getpid()}-gateway",
         image=GATEWAY_IMAGE,

@@ -1,4 +1,4 @@
-"""Fixtures: the tiny model directory, its in-process reference, and real predictor servers."""
+"""Fixtures: the tiny model's in-process reference, and real predictor servers serving the tiny model."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.models import write_tiny_model
-from tests.support.predictor_servers import start_predictor
-from tests.support.procs import Server
+from devtools.procs import Program
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
 from .media import Reference
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -29,19 +24,11 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-def serve(kind: str, model_dir: Path, log_dir: Path, *args: str) -> Iterator[Server]:
-    server = start_predictor(kind, model_dir, log_dir, args)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("image", tiny_dir, log_dir)
 
 
-@pytest.fixture(scope="module")
-def text_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def text_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("text", tiny_dir, log_dir)

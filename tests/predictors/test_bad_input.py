@@ -18,25 +18,24 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from tritonclient.utils import InferenceServerException
 
-from tests.support.procs import Server
+from devtools.procs import Program
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
-from .conftest import serve
 from .media import distinct_image, encode, png_header_only
-
-pytestmark = pytest.mark.slow
 
 MAX_ITEMS = 4
 GOOD_IMAGE = encode(distinct_image(7))
 JPEG = encode(distinct_image(8, (64, 64)), "JPEG")
 
 
-@pytest.fixture(scope="module")
-def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("image", tiny_dir, log_dir, "--max_items", str(MAX_ITEMS))
 
 
-@pytest.fixture(scope="module")
-def text_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def text_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("text", tiny_dir, log_dir, "--max_items", str(MAX_ITEMS))
 
 
@@ -125,12 +124,12 @@ def grpc_request(case: Case) -> pb.ModelInferRequest:
     return pb.ModelInferRequest(model_name=f"clip-{case.kind}", inputs=[tensor])
 
 
-def server_for(case: Case, request: pytest.FixtureRequest) -> Server:
-    server: Server = request.getfixturevalue(f"{case.kind}_server")
+def server_for(case: Case, request: pytest.FixtureRequest) -> Program:
+    server: Program = request.getfixturevalue(f"{case.kind}_server")
     return server
 
 
-def assert_still_serves(server: Server, kind: str) -> None:
+def assert_still_serves(server: Program, kind: str) -> None:
     good = base64.b64encode(GOOD_IMAGE).decode() if kind == "image" else "a cat"
     body = {"inputs": [{"name": kind, "datatype": "BYTES", "shape": [1], "data": [good]}]}
     r = httpx.post(
@@ -140,6 +139,7 @@ def assert_still_serves(server: Server, kind: str) -> None:
     assert server.proc is not None and server.proc.poll() is None
 
 
+@pytest.mark.usefixtures("starts_processes")  # its server comes from request.getfixturevalue
 @pytest.mark.parametrize("case_id", [c for c, case in CASES.items() if "rest" in case.transports])
 def test_rest_json_bad_input_is_400(case_id: str, request: pytest.FixtureRequest) -> None:
     case = CASES[case_id]
@@ -151,6 +151,7 @@ def test_rest_json_bad_input_is_400(case_id: str, request: pytest.FixtureRequest
     assert_still_serves(server, case.kind)
 
 
+@pytest.mark.usefixtures("starts_processes")  # its server comes from request.getfixturevalue
 @pytest.mark.parametrize("case_id", [c for c, case in CASES.items() if "grpc" in case.transports])
 def test_grpc_bad_input_is_invalid_argument(case_id: str, request: pytest.FixtureRequest) -> None:
     case = CASES[case_id]
@@ -166,7 +167,7 @@ def test_grpc_bad_input_is_invalid_argument(case_id: str, request: pytest.Fixtur
 
 
 @pytest.mark.parametrize("payload", [b"not an image", b"\x89PNG\r\n\x1a\n broken"])
-def test_binary_extension_bad_image_is_400(payload: bytes, image_server: Server) -> None:
+def test_binary_extension_bad_image_is_400(payload: bytes, image_server: Program) -> None:
     client = httpclient.InferenceServerClient(f"127.0.0.1:{image_server.ports['http']}")
     tensor = httpclient.InferInput("image", [1], "BYTES")
     tensor.set_data_from_numpy(np.array([payload], dtype=np.object_), binary_data=True)
@@ -177,7 +178,7 @@ def test_binary_extension_bad_image_is_400(payload: bytes, image_server: Server)
     assert_still_serves(image_server, "image")
 
 
-def test_malformed_binary_body_is_400(image_server: Server) -> None:
+def test_malformed_binary_body_is_400(image_server: Program) -> None:
     tensor = {"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 99}}
     header = json.dumps({"inputs": [tensor]}).encode()
     r = httpx.post(
@@ -192,7 +193,7 @@ def test_malformed_binary_body_is_400(image_server: Server) -> None:
     assert "binary_data_size" in r.json()["error"]
 
 
-def test_invalid_inputs_are_counted(image_server: Server) -> None:
+def test_invalid_inputs_are_counted(image_server: Program) -> None:
     text = httpx.get(f"http://127.0.0.1:{image_server.ports['http']}/metrics").text
     line = next(
         ln

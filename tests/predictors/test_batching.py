@@ -17,34 +17,33 @@ import numpy as np
 import pytest
 import torch
 
+from devtools.procs import Program
 from predictors.batching import DynamicBatcher
-from tests.support.procs import Server
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
-from .conftest import serve
 from .media import Reference, assert_same_embeddings, distinct_image, encode
-
-pytestmark = pytest.mark.slow
 
 MAX_BATCH = 16
 ARGS = ("--max_batch_size", str(MAX_BATCH), "--max_batch_delay_ms", "20")
 
 
-@pytest.fixture(scope="module")
-def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def image_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("image", tiny_dir, log_dir, *ARGS)
 
 
-@pytest.fixture(scope="module")
-def image_server_2_workers(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def image_server_2_workers(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("image", tiny_dir, log_dir, *ARGS, "--forward_workers", "2")
 
 
-@pytest.fixture(scope="module")
-def text_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def text_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("text", tiny_dir, log_dir, *ARGS)
 
 
-def histogram(server: Server, name: str, model: str) -> dict[str, float]:
+def histogram(server: Program, name: str, model: str) -> dict[str, float]:
     """{le: cumulative count} plus "count" for one labelled histogram on /metrics."""
     text = httpx.get(f"http://127.0.0.1:{server.ports['http']}/metrics").text
     buckets = {
@@ -58,7 +57,7 @@ def histogram(server: Server, name: str, model: str) -> dict[str, float]:
     return {**buckets, "count": float(count.group(1))}
 
 
-async def infer_each(server: Server, kind: str, elements: list[str]) -> list[np.ndarray]:
+async def infer_each(server: Program, kind: str, elements: list[str]) -> list[np.ndarray]:
     url = f"http://127.0.0.1:{server.ports['http']}/v2/models/clip-{kind}/infer"
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as client:
 
@@ -75,7 +74,7 @@ async def infer_each(server: Server, kind: str, elements: list[str]) -> list[np.
         return await asyncio.gather(*(one(i, e) for i, e in enumerate(elements)))
 
 
-def assert_batched(server: Server, model: str) -> None:
+def assert_batched(server: Program, model: str) -> None:
     sizes = histogram(server, "clip_batch_size", model)
     assert sizes["1.0"] < sizes["count"], f"every forward pass had one item: {sizes}"
     assert sizes[f"{float(MAX_BATCH)}"] == sizes["count"], f"a batch exceeded {MAX_BATCH}: {sizes}"
@@ -83,18 +82,19 @@ def assert_batched(server: Server, model: str) -> None:
         assert histogram(server, name, model)["count"] > 0
 
 
-def test_64_concurrent_texts_each_get_their_own_embedding(text_server: Server, tiny_ref: Reference) -> None:
+def test_64_concurrent_texts_each_get_their_own_embedding(text_server: Program, tiny_ref: Reference) -> None:
     texts = [f"a photo of object number {i}" for i in range(64)]
     got = asyncio.run(infer_each(text_server, "text", texts))
     assert_same_embeddings(np.concatenate(got), tiny_ref.texts(texts))
     assert_batched(text_server, "clip-text")
 
 
+@pytest.mark.usefixtures("starts_processes")  # its server comes from request.getfixturevalue
 @pytest.mark.parametrize("server", ["image_server", "image_server_2_workers"])
 def test_64_concurrent_images_each_get_their_own_embedding(
     server: str, tiny_ref: Reference, request: pytest.FixtureRequest
 ) -> None:
-    image_server: Server = request.getfixturevalue(server)
+    image_server: Program = request.getfixturevalue(server)
     images = [encode(distinct_image(100 + i)) for i in range(64)]
     got = asyncio.run(infer_each(image_server, "image", [base64.b64encode(i).decode() for i in images]))
     assert_same_embeddings(np.concatenate(got), tiny_ref.images(images))
@@ -103,7 +103,7 @@ def test_64_concurrent_images_each_get_their_own_embedding(
     assert 'clip_queued_items{model_name="clip-image"} 0.0' in queued  # every admitted item released
 
 
-def test_many_items_in_one_request_keep_their_order(text_server: Server, tiny_ref: Reference) -> None:
+def test_many_items_in_one_request_keep_their_order(text_server: Program, tiny_ref: Reference) -> None:
     texts = [f"{n} red circles" for n in range(MAX_BATCH + 9)]  # more than one batch
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]}
     r = httpx.post(
@@ -205,7 +205,7 @@ def test_a_pass_alone_gets_every_thread() -> None:
     assert probe.torch_threads == {2}
 
 
-def test_config_reports_the_workers(image_server_2_workers: Server) -> None:
+def test_config_reports_the_workers(image_server_2_workers: Program) -> None:
     url = f"http://127.0.0.1:{image_server_2_workers.ports['http']}/v2/models/clip-image/config"
     parameters = httpx.get(url).json()["parameters"]
     assert (parameters["forward_workers"], parameters["torch_threads"]) == (2, 1)

@@ -16,7 +16,8 @@ import tritonclient.http as httpclient
 from kserve import InferenceGRPCClient, InferenceRESTClient, RESTConfig
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from tests.support.procs import PYTHON, ROOT, Server
+from devtools.procs import PYTHON, ROOT, Program
+from tests.support.tiers import process_fixture
 
 from .media import (
     TEXTS,
@@ -29,12 +30,10 @@ from .media import (
     sample_images,
 )
 
-pytestmark = pytest.mark.slow
-
 
 @dataclass
 class Tower:
-    server: Server
+    server: Program
     model: str
     input_name: str
     items: list[Any]  # bytes for images, str for texts
@@ -54,7 +53,7 @@ class Tower:
         return np.array(raw, dtype=np.object_)
 
 
-@pytest.fixture(params=["image", "text"])
+@process_fixture(params=["image", "text"])
 def tower(request: pytest.FixtureRequest, tiny_ref: Reference) -> Tower:
     if request.param == "image":
         images = sample_images()
@@ -180,7 +179,7 @@ def test_unknown_model_is_404(tower: Tower) -> None:
 
 
 def test_exif_rotated_and_transparent_images_encode_as_seen(
-    image_server: Server, tiny_ref: Reference
+    image_server: Program, tiny_ref: Reference
 ) -> None:
     upright = distinct_image(11, (48, 32))
     transparent, on_white = rgba_on_white(distinct_image(12))

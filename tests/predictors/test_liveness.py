@@ -15,8 +15,9 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as grpc_v2
 
+from devtools.procs import PYTHON, Program, pick_free_port
 from predictors.liveness import PassProgress
-from tests.support.procs import PYTHON, Server, free_port
+from tests.support.tiers import process_fixture
 
 
 class Clock:
@@ -90,11 +91,11 @@ PASS_DELAY_S = 0.4  # far inside the bound: a busy predictor's passes
 POLL_BOUND_S = 60.0  # generous: only how long a state may take to be reached on a loaded machine
 
 
-@pytest.fixture(scope="module")
+@process_fixture(scope="module")
 def held(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path, log_dir: Path) -> Iterator[Held]:
     hold_file = tmp_path_factory.mktemp("hold") / "hold"
-    http, grpc = free_port(), free_port()
-    server = Server(
+    http, grpc = pick_free_port(), pick_free_port()
+    server = Program(
         name="held-clip-text",
         argv=[
             PYTHON, "-m", "tests.predictors.held_predictor", "--model_dir", str(tiny_dir),
@@ -115,7 +116,7 @@ def held(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path, log_dir: Path
 
 @dataclass
 class Held:
-    server: Server
+    server: Program
     hold_file: Path
 
     def live(self, path: str = "/v2/health/live") -> httpx.Response:
@@ -140,7 +141,6 @@ class Held:
         raise AssertionError(f"liveness never answered {status}:\n{self.server.log_tail()}")
 
 
-@pytest.mark.slow
 def test_idle_and_busy_predictor_stays_live(held: Held) -> None:
     time.sleep(STALL_S + 1)  # idle, nothing queued, for longer than the bound
     assert held.live().status_code == 200
@@ -168,7 +168,6 @@ def test_idle_and_busy_predictor_stays_live(held: Held) -> None:
     assert set(answered) == {200} and len(answered) > 4, answered
 
 
-@pytest.mark.slow
 def test_a_wedged_pass_makes_liveness_fail_until_it_progresses(held: Held) -> None:
     assert held.live().status_code == 200
     held.hold_file.touch()

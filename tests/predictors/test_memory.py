@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
-from tests.support.procs import ROOT
+import pytest
+
+from devtools.procs import ROOT
+
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests start programs
 
 # Four 8 MiB blocks alive at once, then freed, five times a round: the shape of a batched pass's
 # activations. Prints the minor page faults of each of 3 rounds.

@@ -5,12 +5,9 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 
+from devtools.procs import Program
 from predictors.metrics import ERROR_REASONS
-from tests.support.procs import Server
-
-pytestmark = pytest.mark.slow
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -22,7 +19,7 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_series_exist_at_zero_from_start_and_count_up(text_server: Server) -> None:
+def test_series_exist_at_zero_from_start_and_count_up(text_server: Program) -> None:
     page = httpx.get(text_server.url + "/metrics").text
     for reason in ERROR_REASONS:
         assert sample(page, "clip_inference_errors_total", model_name="clip-text", reason=reason) == 0.0

@@ -14,12 +14,13 @@ import pytest
 import torch
 from torch import nn
 
+from devtools.procs import Program
 from predictors import onednn
 from predictors.text_encoding import encode_text
 from tests.support.models import TINY_VIT
-from tests.support.procs import Server
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
-from .conftest import serve
 from .media import Reference, assert_same_embeddings
 
 TEXTS = ["a", "a photo of a cat", "two red squares and a blue circle on a white table", "word " * 40]
@@ -131,12 +132,12 @@ def test_attention_answers_as_torch_for_every_call(case: str, monkeypatch: pytes
     assert (got[1] is None) == (want[1] is None)
 
 
-@pytest.fixture(scope="module")
-def torch_kernels_server(tiny_dir: Path, log_dir: Path) -> Iterator[Server]:
+@process_fixture(scope="module")
+def torch_kernels_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
     yield from serve("text", tiny_dir, log_dir, "--cpu_kernels", "torch")
 
 
-def test_torch_kernels_can_be_chosen(torch_kernels_server: Server, tiny_ref: Reference) -> None:
+def test_torch_kernels_can_be_chosen(torch_kernels_server: Program, tiny_ref: Reference) -> None:
     base = f"http://127.0.0.1:{torch_kernels_server.ports['http']}/v2/models/clip-text"
     body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(TEXTS)], "data": TEXTS}]}
     r = httpx.post(f"{base}/infer", json=body, timeout=60)

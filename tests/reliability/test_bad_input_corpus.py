@@ -17,13 +17,11 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from tests.support.procs import ROOT
+from devtools.procs import ROOT
+from tests.support.reliability import API_KEY
 from tests.support.stack import LocalStack
 
-from .conftest import API_KEY
 from .corpus import CASES, PNG, TEXTS, Case
-
-pytestmark = pytest.mark.slow
 
 # What an error body must never show: tracebacks, source paths, where the code or the model lives.
 LEAKS = ("Traceback", 'File "', "site-packages", ".py", str(ROOT), "/tmp/")

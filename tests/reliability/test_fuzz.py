@@ -17,11 +17,8 @@ from schemathesis import GenerationMode, checks
 from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 
+from tests.support.reliability import API_KEY
 from tests.support.stack import LocalStack
-
-from .conftest import API_KEY
-
-pytestmark = pytest.mark.slow
 
 AUTH = {"authorization": f"Bearer {API_KEY}"}
 CHECKS = [

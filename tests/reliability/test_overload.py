@@ -17,12 +17,10 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from tests.support.procs import PYTHON, ROOT
+from devtools.procs import PYTHON, ROOT
 from tests.support.stack import LocalStack
 
 from .corpus import PNG
-
-pytestmark = pytest.mark.slow
 
 BURST = 300
 CLIENT_TIMEOUT_S = 30.0
@@ -109,6 +107,7 @@ def test_a_burst_through_the_gateway_is_answered_memory_stays_bounded_and_it_rec
     assert httpx.get(f"{gw}/readyz", timeout=10).status_code == 200
 
 
+@pytest.mark.usefixtures("starts_processes")
 @pytest.mark.parametrize(
     ("argv", "env", "words"),
     [

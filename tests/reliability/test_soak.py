@@ -9,14 +9,9 @@ import importlib.util
 import sys
 from types import ModuleType
 
-import pytest
-
-from tests.support.procs import ROOT
+from devtools.procs import ROOT
+from tests.support.reliability import API_KEY
 from tests.support.stack import LocalStack
-
-from .conftest import API_KEY
-
-pytestmark = pytest.mark.slow
 
 SECONDS = 60.0
 WARMUP_S = 15.0

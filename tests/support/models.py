@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from devtools.procs import ROOT
+
+DEMO_MODEL_DIR = ROOT / "models" / "clip-shapes"  # the committed demo model (demo/, `make demo-model`)
+
 TINY_VIT: dict[str, Any] = {
     "embed_dim": 64,
     "vision_cfg": {

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .procs import PYTHON, Server, free_port
+from devtools.procs import PYTHON, Program, pick_free_port
 
 
 def predictor(
     kind: str, model_dir: Path, log_dir: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
-) -> Server:
+) -> Program:
     """A not yet started `clip-<kind>` server serving `model_dir`; `.ports` has "http" and "grpc"."""
-    http, grpc = free_port(), free_port()
-    server = Server(
+    http, grpc = pick_free_port(), pick_free_port()
+    server = Program(
         name=f"clip-{kind}",
         argv=[
             PYTHON,
@@ -39,6 +39,15 @@ def predictor(
 
 def start_predictor(
     kind: str, model_dir: Path, log_dir: Path, args: Sequence[str] = (), timeout: float = 120.0
-) -> Server:
+) -> Program:
     """Start a `clip-<kind>` server and wait until its model is ready."""
     return predictor(kind, model_dir, log_dir, args).start(timeout)
+
+
+def serve(kind: str, model_dir: Path, log_dir: Path, *args: str) -> Iterator[Program]:
+    """A started `clip-<kind>` server for a fixture to yield from; stopped when the fixture ends."""
+    server = start_predictor(kind, model_dir, log_dir, args)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from .procs import ROOT, Server, free_port
+from devtools.procs import ROOT, Program, pick_free_port
 
 LOCAL_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def local_config(ports: Mapping[str, int], rules: Path, interval: str = "1s") ->
 
 @dataclass
 class Prometheus:
-    server: Server
+    server: Program
     url: str
 
     def api(self, path: str, **params: Any) -> Any:
@@ -65,8 +65,8 @@ def start_prometheus(binary: str, config: dict[str, Any], workdir: Path, timeout
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    server = Server(
+    port = pick_free_port()
+    server = Program(
         "prometheus",
         [
             binary,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.procs import PYTHON, Program, pick_free_port, start_all, stop_all
+
 from .predictor_servers import predictor
-from .procs import PYTHON, Server, free_port
 
 # Prometheus job names, as the chart's ServiceMonitor/PodMonitors and prometheus/prometheus.yml set them.
 JOBS = ("clip-gateway", "clip-image", "clip-text")
@@ -18,7 +18,7 @@ JOBS = ("clip-gateway", "clip-image", "clip-text")
 class LocalStack:
     """The three programs of `make run`, keyed by their Prometheus job name."""
 
-    servers: dict[str, Server]
+    servers: dict[str, Program]
     log_dir: Path
 
     @property
@@ -32,7 +32,7 @@ class LocalStack:
     def stop(self, job: str) -> None:
         self.servers[job].stop()
 
-    def restart(self, job: str, timeout: float = 120.0) -> Server:
+    def restart(self, job: str, timeout: float = 120.0) -> Program:
         """Start `job` again with the same command and ports (after `stop`), and wait until it is ready."""
         old = self.servers[job]
         assert old.proc is None or old.proc.poll() is not None, f"{job} is still running"
@@ -42,14 +42,14 @@ class LocalStack:
         return self.servers[job].start(timeout)
 
     def stop_all(self) -> None:
-        for server in self.servers.values():
-            server.stop()
+        """SIGTERM the three at once; SIGKILL any still running after the grace period."""
+        stop_all(self.servers.values())
 
 
-def gateway_server(image_url: str, text_url: str, log_dir: Path, **env: str) -> Server:
+def gateway_server(image_url: str, text_url: str, log_dir: Path, **env: str) -> Program:
     """A not yet started `python -m gateway` on a free port, pointed at the two predictors."""
-    port = free_port()
-    return Server(
+    port = pick_free_port()
+    return Program(
         "clip-gateway",
         [PYTHON, "-m", "gateway"],
         ready_url=f"http://127.0.0.1:{port}/healthz",
@@ -78,11 +78,5 @@ def start_stack(stack: LocalStack, timeout: float = 120.0) -> LocalStack:
 
     On failure every program already started is stopped before the error propagates.
     """
-    with ThreadPoolExecutor(len(stack.servers)) as pool:
-        futures = [pool.submit(s.start, timeout) for s in stack.servers.values()]
-        errors = [f.exception() for f in futures]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        stack.stop_all()
-        raise failed[0]
+    start_all(list(stack.servers.values()), timeout)
     return stack
