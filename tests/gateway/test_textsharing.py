@@ -63,8 +63,11 @@ async def test_concurrent_requests_share_one_call_and_each_gets_its_own_rows(fak
 async def test_texts_wait_at_most_max_wait(fake, text) -> None:
     shared = SharedTextCalls(text, BUSY, max_texts=32, max_wait_s=0.2)  # type: ignore[arg-type]
     start = time.monotonic()
-    got = await shared.fetch(["a cat"], "r", asyncio.get_running_loop().create_future())
-    assert 0.2 <= time.monotonic() - start < 2.0
+    # Without the cap the texts would wait 30 s (half BUSY's image time): 10 s tells the two apart on any
+    # machine, however loaded.
+    image = asyncio.get_running_loop().create_future()
+    got = await asyncio.wait_for(shared.fetch(["a cat"], "r", image), timeout=10.0)
+    assert time.monotonic() - start >= 0.2
     assert got.rows == rows_of(["a cat"])
 
 
