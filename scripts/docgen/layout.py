@@ -9,7 +9,7 @@ from pathlib import Path
 from .common import DocsError
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("predictors", "gateway", "bench", "demo", "scripts")
+FOLDERS = ("predictors", "gateway", "devtools", "bench", "demo", "scripts")
 
 
 def sources(root: Path = ROOT) -> list[Path]:

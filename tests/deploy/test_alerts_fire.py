@@ -234,7 +234,9 @@ def test_every_dashboard_panel_shows_data(
 
     poll(without_data, lambda empty: not empty, 30, "data in every panel (panel: query)")
     # The variables' own queries fill the dropdowns: the job picker lists the three programs.
-    variables = {v["name"]: v["definition"] for v in dashboard["templating"]["list"] if "definition" in v}
+    variables = {
+        v["name"]: v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"
+    }
     match = re.fullmatch(r"label_values\((.+), (\w+)\)", grafana(variables["job"]))
     assert match is not None
     values = prometheus.api(f"label/{match[2]}/values", **{"match[]": match[1]})

@@ -16,6 +16,8 @@ import yaml
 from tests.deploy.admission import KSERVE_VERSIONS, knative_errors, kserve_errors
 from tests.deploy.chart import CHART, Objects, by_kind, helm_template, isvc, predictor_container, render
 
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests render the chart with helm
+
 KEDA = ["kserve.autoscalerClass=keda", "predictor.autoscaling.keda.serverAddress=http://prom.monitoring:9090"]
 KNATIVE = ["kserve.deploymentMode=Knative"]
 ALL_FLAGS = (

@@ -26,6 +26,8 @@ from tests.deploy.chart import (
 )
 from tests.deploy.schemas import openapi_errors
 
+pytestmark = pytest.mark.usefixtures("starts_processes")  # its tests render the chart with helm
+
 GPU = "nvidia.com/gpu"
 KNATIVE = ["kserve.deploymentMode=Knative"]
 OPERATOR_KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")

@@ -143,11 +143,13 @@ def test_a_broken_query_would_be_caught(tmp_path: Path) -> None:
     assert run([tool("promtool"), "check", "rules", str(path)]).returncode != 0
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_dashboard_json_equals_a_fresh_build_of_its_definition() -> None:
     result = run([sys.executable, str(DEFINITION), "--check"], cwd=ROOT)
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_the_drift_check_catches_an_edited_json(tmp_path: Path) -> None:
     edited = tmp_path / "dashboards"
     edited.mkdir()

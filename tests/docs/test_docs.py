@@ -17,7 +17,9 @@ import gen_docs  # noqa: E402
 from docgen import config, layout  # noqa: E402
 from docgen.common import DocsError  # noqa: E402
 
-CODE_FOLDERS = ("predictors", "gateway", "bench", "demo", "scripts")
+from tests.support.tiers import process_fixture  # noqa: E402
+
+CODE_FOLDERS = ("predictors", "gateway", "devtools", "bench", "demo", "scripts")
 
 
 def section(text: str, name: str) -> str:
@@ -26,6 +28,7 @@ def section(text: str, name: str) -> str:
     return match[1]
 
 
+@pytest.mark.usefixtures("starts_processes")
 def test_generated_sections_equal_a_fresh_build_from_the_code() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
@@ -37,7 +40,7 @@ def test_generated_sections_equal_a_fresh_build_from_the_code() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.fixture(scope="module")
+@process_fixture(scope="module")  # the alerts section renders the chart with helm
 def built() -> dict[str, str]:
     return gen_docs.build_all()
 
