@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
@@ -65,6 +66,19 @@ class Inputs:
     texts: list[str] | None = None
     many: bool = False
     many_images: bool = False
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON body that must be an object; 400 (or 422 for another JSON value) saying what is wrong."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadInput("the JSON body is nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise MissingField("the JSON body must be an object")
+    return payload
 
 
 async def read_inputs(
@@ -166,14 +180,7 @@ def _from_json(
 ) -> tuple[Inputs, list[bytes | str]]:
     """The inputs, and the image sources: checked files, and URLs still to fetch (then `Inputs.images`
     is None)."""
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadInput("the JSON body is nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise MissingField("the JSON body must be an object")
+    payload = json_object(raw)
     sources: list[bytes | str] = []
     images, many_images = None, False
     if image:

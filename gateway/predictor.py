@@ -86,12 +86,7 @@ class PredictorClient:
             raise
         except TimeoutError:
             self.metrics.predictor_errors.labels(self.name, "timeout").inc()
-            raise PredictorError(
-                self.name,
-                "timeout",
-                504,
-                f"the {self.name} predictor did not answer within {self.timeout_s:g} s",
-            ) from None
+            raise self._timed_out() from None
         finally:
             self.in_flight -= 1
             self.metrics.predictor_duration.labels(self.name).observe(time.perf_counter() - start)
@@ -165,17 +160,24 @@ class PredictorClient:
 
     async def config(self) -> dict[str, Any]:
         """The model's `GET /v2/models/{model}/config` answer (its `parameters` name the model), or
-        PredictorError."""
+        PredictorError (counted in `predictor_errors_total` like an infer call's)."""
+        try:
+            return await self._config()
+        except PredictorError as exc:
+            self.metrics.predictor_errors.labels(self.name, exc.reason).inc()
+            raise
+
+    def _timed_out(self) -> PredictorError:
+        return PredictorError(
+            self.name, "timeout", 504, f"the {self.name} predictor did not answer within {self.timeout_s:g} s"
+        )
+
+    async def _config(self) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await self.client.get(f"/v2/models/{self.model}/config")
         except (TimeoutError, httpx.TimeoutException):
-            raise PredictorError(
-                self.name,
-                "timeout",
-                504,
-                f"the {self.name} predictor did not answer within {self.timeout_s:g} s",
-            ) from None
+            raise self._timed_out() from None
         except httpx.HTTPError as exc:
             raise PredictorError(
                 self.name,

@@ -8,7 +8,6 @@ every item a text. Texts and images obey the limits of the other endpoints.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from gateway import cpu
 from gateway.body import capped
 from gateway.errors import BadInput, GatewayError, MissingField, UnsupportedMediaType
 from gateway.imagefields import check_count, decode_base64, is_url, named
-from gateway.inputs import Limits
+from gateway.inputs import Limits, json_object
 from gateway.uploads import check_image
 
 ENCODINGS = ("float", "base64")
@@ -56,14 +55,7 @@ async def read_embeddings_request(request: Request, limits: Limits, urls: bool) 
 
 
 def _parse(raw: bytes, limits: Limits, urls: bool) -> EmbeddingsRequest:
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadInput("the JSON body is nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise MissingField("the JSON body must be an object")
+    payload = json_object(raw)
     model = _field(payload, "model", str, "the model's id (GET /v1/models lists it)")
     value = _field(payload, "input", (str, list), "a string or a list of strings")
     encoding = payload.get("encoding_format") or "float"

@@ -9,7 +9,6 @@ import json
 import math
 import struct
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -22,8 +21,6 @@ from PIL import Image
 
 from devtools.procs import Program
 from tests.gateway.urlservers import RED, ImageServer
-from tests.support.models import write_tiny_model
-from tests.support.predictor_servers import start_predictor
 from tests.support.stack import gateway_server
 from tests.support.tiers import process_fixture
 
@@ -46,28 +43,6 @@ def cos(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
         sum(x * x for x in a) * sum(y * y for y in b)
     )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("logs")
-
-
-@process_fixture(scope="module")
-def predictors(model_dir: Path, logs: Path) -> Iterator[dict[str, Program]]:
-    with ThreadPoolExecutor(2) as pool:  # both load their model at once
-        futures = {kind: pool.submit(start_predictor, kind, model_dir, logs) for kind in ("image", "text")}
-    try:
-        yield {kind: future.result() for kind, future in futures.items()}
-    finally:
-        for future in futures.values():
-            if future.exception() is None:
-                future.result().stop()
 
 
 @process_fixture(scope="module")
@@ -110,11 +85,11 @@ def model(client: openai.OpenAI) -> str:
 
 
 def test_models_lists_the_served_model_by_architecture_and_weights(
-    client: openai.OpenAI, model: str, model_dir: Path
+    client: openai.OpenAI, model: str, tiny_dir: Path
 ) -> None:
     (listed,) = client.models.list().data
     assert listed.id == model and listed.object == "model"
-    assert model.endswith(f"/{model_dir.name}")  # the weights: the model directory, not its path
+    assert model.endswith(f"/{tiny_dir.name}")  # the weights: the model directory, not its path
     assert client.models.retrieve(model).id == model
     with pytest.raises(openai.NotFoundError) as info:
         client.models.retrieve("text-embedding-3-small")
@@ -122,7 +97,7 @@ def test_models_lists_the_served_model_by_architecture_and_weights(
 
 
 def test_a_text_equals_embed_text_with_its_real_token_count(
-    client: openai.OpenAI, model: str, api: httpx.Client, model_dir: Path
+    client: openai.OpenAI, model: str, api: httpx.Client, tiny_dir: Path
 ) -> None:
     # The SDK asks for base64 by default and decodes it: this also checks the encoding.
     response = client.embeddings.create(model=model, input="a red square")
@@ -131,7 +106,7 @@ def test_a_text_equals_embed_text_with_its_real_token_count(
     assert response.model == model and response.data[0].index == 0
     # Start token, the three words, end token: what CLIP's BPE tokenizer makes of it.
     assert response.usage.prompt_tokens == response.usage.total_tokens == 5
-    context = json.loads((model_dir / "open_clip_config.json").read_text())["model_cfg"]["text_cfg"]
+    context = json.loads((tiny_dir / "open_clip_config.json").read_text())["model_cfg"]["text_cfg"]
     long_text = " ".join(["square"] * 3 * context["context_length"])
     truncated = client.embeddings.create(model=model, input=[long_text, "a red square"])
     assert truncated.usage.prompt_tokens == context["context_length"] + 5

@@ -9,7 +9,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -39,23 +38,6 @@ def noise_png(side: int) -> bytes:
     buf = io.BytesIO()
     Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buf, "PNG")
     return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("logs")
-
-
-@process_fixture(scope="module")
-def predictors(tiny_dir: Path, logs: Path) -> Iterator[dict[str, Program]]:
-    with ThreadPoolExecutor(2) as pool:  # both load their model at once
-        futures = {kind: pool.submit(start_predictor, kind, tiny_dir, logs) for kind in ("image", "text")}
-    try:
-        yield {kind: future.result() for kind, future in futures.items()}
-    finally:
-        for future in futures.values():
-            if future.exception() is None:
-                future.result().stop()
 
 
 @process_fixture(scope="module")

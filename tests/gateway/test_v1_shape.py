@@ -68,3 +68,26 @@ def test_v1_routes_have_metric_series_from_start_and_openapi_entries(client: Tes
     assert body["examples"] and {"model", "input"} <= set(body["schema"]["required"])
     assert "/v1/models" in spec["paths"]
     assert "404" in spec["paths"]["/v1/embeddings"]["post"]["responses"]
+
+
+def test_a_failed_model_lookup_is_a_502_counted_like_a_failed_call(
+    client: TestClient, fake: FakePredictors
+) -> None:
+    def config(request: httpx.Request) -> httpx.Response | None:
+        return (
+            httpx.Response(404, json={"error": "no such model"})
+            if request.url.path.endswith("/config")
+            else None
+        )
+
+    fake.override["text"] = config
+    response = client.get("/v1/models")
+    assert response.status_code == 502 and "did not describe model" in response.json()["error"]["message"]
+    errors = {
+        s.labels["reason"]: s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        if family.name == "predictor_errors"
+        for s in family.samples
+        if s.name == "predictor_errors_total" and s.labels["predictor"] == "text"
+    }
+    assert errors["bad_response"] == 1.0
