@@ -1,11 +1,10 @@
 """httpx's client API over aiohttp's connection pool, for the calls to the predictors.
 
-httpx's own pool (httpcore) spends ~2.9 ms of CPU on one 80 KB POST at 32 in flight (it polls every
-idle connection before each request); through this transport the same httpx call takes ~0.47 ms
-(`python -m bench.client`, bench/results/gateway-client.md). The gateway makes two such calls per
-`/compare/`, so this was most of its own CPU cost. httpx stays the API (timeouts, errors, the tests'
-MockTransport); only the I/O moves.
-"""
+httpx's own pool (httpcore) polls every idle connection before each request, which makes its CPU cost per
+call grow with the calls in flight; aiohttp's pool does not. The gateway makes two predictor calls per
+`/compare/`, so that cost is most of its own (`python -m bench.client` measures both; figures in
+bench/results/gateway-client.md). httpx stays the API (timeouts, errors, the tests' MockTransport); only
+the I/O moves."""
 
 from __future__ import annotations
 
