@@ -99,12 +99,7 @@ class PredictorClient:
                 return await self.client.post(path, content=body.content, headers=headers)
             except CONNECTION_FAILURES as exc:
                 if attempt == 2:
-                    raise PredictorError(
-                        self.name,
-                        "unreachable",
-                        503,
-                        f"the {self.name} predictor at {self.url} is unreachable ({type(exc).__name__})",
-                    ) from exc
+                    raise self._unreachable(exc) from exc
                 await asyncio.sleep(random.uniform(*RETRY_BACKOFF_S))
             except httpx.TimeoutException:
                 raise TimeoutError from None
@@ -172,6 +167,14 @@ class PredictorClient:
             self.name, "timeout", 504, f"the {self.name} predictor did not answer within {self.timeout_s:g} s"
         )
 
+    def _unreachable(self, exc: Exception) -> PredictorError:
+        return PredictorError(
+            self.name,
+            "unreachable",
+            503,
+            f"the {self.name} predictor at {self.url} is unreachable ({type(exc).__name__})",
+        )
+
     async def _config(self) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -179,12 +182,7 @@ class PredictorClient:
         except (TimeoutError, httpx.TimeoutException):
             raise self._timed_out() from None
         except httpx.HTTPError as exc:
-            raise PredictorError(
-                self.name,
-                "unreachable",
-                503,
-                f"the {self.name} predictor at {self.url} is unreachable ({type(exc).__name__})",
-            ) from exc
+            raise self._unreachable(exc) from exc
         try:
             body = response.json() if response.status_code == 200 else None
         except ValueError:

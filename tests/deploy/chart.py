@@ -49,10 +49,14 @@ def _is_json(text: str) -> bool:
 
 
 def helm_template(
-    *values_files: Path, sets: Sequence[str] = (), monitoring_api: bool = True, extra: Sequence[str] = ()
+    *values_files: Path,
+    sets: Sequence[str] = (),
+    monitoring_api: bool = True,
+    extra: Sequence[str] = (),
+    chart: Path = CHART,
 ) -> subprocess.CompletedProcess[str]:
     """`helm template`. A `sets` value that is JSON goes through --set-json (`--set` makes 0.5 a string)."""
-    argv = [tool("helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    argv = [tool("helm"), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
     if monitoring_api:
         argv += ["--api-versions", MONITORING_API]
     for f in values_files:
@@ -121,15 +125,13 @@ def render_notes(*values_files: Path, sets: Sequence[str] = (), monitoring_api: 
         shutil.copytree(CHART, chart)
         (chart / "templates" / "NOTES.txt").rename(chart / "notes.txt")
         (chart / "templates" / "notes-wrapper.yaml").write_text(NOTES_WRAPPER)
-        argv = [tool("helm"), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
-        argv += ["--show-only", "templates/notes-wrapper.yaml"]
-        if monitoring_api:
-            argv += ["--api-versions", MONITORING_API]
-        for f in values_files:
-            argv += ["-f", str(f)]
-        for s in sets:
-            argv += ["--set-json" if _is_json(s.partition("=")[2]) else "--set", s]
-        result = run(argv)
+        result = helm_template(
+            *values_files,
+            sets=sets,
+            monitoring_api=monitoring_api,
+            extra=["--show-only", "templates/notes-wrapper.yaml"],
+            chart=chart,
+        )
     if result.returncode != 0:
         pytest.fail(f"helm template failed:\n{result.stderr}", pytrace=False)
     notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
