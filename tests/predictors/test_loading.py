@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -124,7 +125,7 @@ def run_predictor(args: list[str], env: dict[str, str] | None = None) -> tuple[i
         capture_output=True,
         text=True,
         timeout=60,
-        env={**__import__("os").environ, **(env or {})},
+        env={**os.environ, **(env or {})},
     )
     return done.returncode, (done.stdout + done.stderr).splitlines()
 
