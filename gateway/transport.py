@@ -72,7 +72,11 @@ class AiohttpTransport:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=self._keepalive_s)
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+                # The predictors set no cookies, and none may pass between users' requests.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
