@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from bench.run import machine
 from devtools.procs import ROOT, pick_free_port
 from gateway.predictor import KEEPALIVE_S, pool_size
 from gateway.settings import Settings
@@ -113,6 +114,8 @@ def main() -> None:
     lines = [
         f"# Gateway to predictor: client CPU per call ({args.calls} POSTs of 80 KB, "
         f"{args.concurrency} in flight, 2 interleaved rounds)",
+        "",
+        f"Machine: {machine()}.",
         "",
         "| client | CPU ms/call (rounds) | wall ms/call (rounds) |",
         "|---|---|---|",
