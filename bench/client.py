@@ -2,9 +2,10 @@
 
     python -m bench.client            # writes bench/results/gateway-client.md
 
-Both go through `httpx.AsyncClient` (as `gateway.predictor` does) to a local aiohttp server that reads
-an 80 KB body (a base64 photo) and answers a 512-float embedding, with 32 calls in flight; the server
-runs in its own thread, and only the calling thread's CPU time is counted. Two rounds, interleaved.
+`httpx.AsyncClient` with its own pool, and the gateway's `AiohttpTransport` called as `gateway.predictor`
+calls it, each to a local aiohttp server that reads an 80 KB body (a base64 photo) and answers a
+512-float embedding, with 32 calls in flight; the server runs in its own thread, and only the calling
+thread's CPU time is counted. Two rounds, interleaved.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import asyncio
 import resource
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiohttp import web
 
+from bench.run import machine
 from devtools.procs import ROOT, pick_free_port
 from gateway.predictor import KEEPALIVE_S, pool_size
 from gateway.settings import Settings
@@ -53,14 +56,17 @@ def _thread_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _measure(client: httpx.AsyncClient, calls: int, concurrency: int) -> tuple[float, float]:
-    """(CPU ms, wall ms) per call of this thread."""
+Post = Callable[[], Awaitable[Any]]
+
+
+async def _measure(post: Post, calls: int, concurrency: int) -> tuple[float, float]:
+    """(CPU ms, wall ms) per call of this thread; `post()` sends one call and returns an answer with
+    `.json()`."""
     slots = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
         async with slots:
-            r = await client.post("/v2/models/m/infer", content=BODY)
-            r.json()
+            (await post()).json()
 
     await asyncio.gather(*(one() for _ in range(concurrency)))  # connections opened, pools warm
     cpu, wall = _thread_cpu_s(), time.perf_counter()
@@ -74,17 +80,24 @@ MAX_CONNECTIONS = pool_size(Settings.model_fields["gateway_max_concurrency"].def
 
 async def _compare(url: str, calls: int, concurrency: int) -> dict[str, list[tuple[float, float]]]:
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-    makers: dict[str, Callable[[], httpx.AsyncClient]] = {
-        "httpx's own pool (httpcore)": lambda: httpx.AsyncClient(base_url=url, limits=limits),
-        "aiohttp transport (gateway)": lambda: httpx.AsyncClient(
-            base_url=url, transport=AiohttpTransport(MAX_CONNECTIONS, KEEPALIVE_S)
-        ),
-    }
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in makers}
-    for order in (list(makers), list(makers)[::-1]):
+    infer = url + "/v2/models/m/infer"
+
+    async def httpx_pool(calls: int, concurrency: int) -> tuple[float, float]:
+        async with httpx.AsyncClient(limits=limits) as client:
+            return await _measure(lambda: client.post(infer, content=BODY), calls, concurrency)
+
+    async def gateway_transport(calls: int, concurrency: int) -> tuple[float, float]:
+        transport = AiohttpTransport(MAX_CONNECTIONS, KEEPALIVE_S)
+        try:
+            return await _measure(lambda: transport.request("POST", infer, 30.0, BODY), calls, concurrency)
+        finally:
+            await transport.aclose()
+
+    clients = {"httpx's own pool (httpcore)": httpx_pool, "aiohttp transport (gateway)": gateway_transport}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
+    for order in (list(clients), list(clients)[::-1]):
         for name in order:
-            async with makers[name]() as client:
-                results[name].append(await _measure(client, calls, concurrency))
+            results[name].append(await clients[name](calls, concurrency))
     return results
 
 
@@ -101,6 +114,8 @@ def main() -> None:
     lines = [
         f"# Gateway to predictor: client CPU per call ({args.calls} POSTs of 80 KB, "
         f"{args.concurrency} in flight, 2 interleaved rounds)",
+        "",
+        f"Machine: {machine()}.",
         "",
         "| client | CPU ms/call (rounds) | wall ms/call (rounds) |",
         "|---|---|---|",

@@ -7,16 +7,16 @@ requests never wait for a connection (which would end as a 504 after `PREDICTOR_
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from types import TracebackType
 
-from fastapi import Request
+from starlette.requests import Request
 
 from gateway.errors import Overloaded
 from gateway.metrics import Metrics
 
 
 class ConcurrencyLimit:
-    """Counts requests in flight; `enter()` refuses one over `limit`."""
+    """Counts requests in flight; `enter()` (or `with`) refuses one over `limit`."""
 
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
@@ -32,12 +32,18 @@ class ConcurrencyLimit:
     def exit(self) -> None:
         self.in_flight -= 1
 
+    def __enter__(self) -> None:
+        self.enter()
 
-async def limit_concurrency(request: Request) -> AsyncIterator[None]:
-    """FastAPI dependency holding one slot for the whole request."""
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.exit()
+
+
+def admitted(request: Request) -> ConcurrencyLimit:
+    """The app's bound, entered with `with admitted(request):` around an endpoint's work: one slot
+    held until the endpoint returns. (A plain context manager, not a FastAPI yield dependency: those
+    cost an exit stack and a generator on every request.)"""
     limit: ConcurrencyLimit = request.app.state.concurrency
-    limit.enter()
-    try:
-        yield
-    finally:
-        limit.exit()
+    return limit

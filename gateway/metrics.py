@@ -103,6 +103,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled series of each (method, handler, status) seen, looked up once: `labels()` takes
+        # a lock and builds its key on every call. Bounded like the label values themselves.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,5 +128,11 @@ class MetricsMiddleware:
             route = scope.get("route")
             handler = getattr(route, "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in METHODS else "other"
-            self.metrics.requests.labels(method, handler, str(status)).inc()
-            self.metrics.request_duration.labels(method, handler).observe(time.perf_counter() - start)
+            series = self._series.get((method, handler, status))
+            if series is None:
+                series = self._series[method, handler, status] = (
+                    self.metrics.requests.labels(method, handler, str(status)),
+                    self.metrics.request_duration.labels(method, handler),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)

@@ -13,7 +13,7 @@ import httpx
 from gateway import cpu
 from gateway.errors import PredictorError
 from gateway.metrics import Metrics
-from gateway.transport import AiohttpTransport
+from gateway.transport import AiohttpTransport, HttpxTransport, Reply, Transport
 from gateway.v2wire import INFERENCE_HEADER, InferBody, InferResult, MalformedResponse, read_response
 
 log = logging.getLogger("gateway")
@@ -62,14 +62,17 @@ class PredictorClient:
         self.metrics = metrics
         self.typical_s = 0.0
         self.in_flight = 0
-        self.client = httpx.AsyncClient(
-            base_url=url,
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport or AiohttpTransport(limit=max_connections, keepalive_s=KEEPALIVE_S),
+        self.transport: Transport = (
+            HttpxTransport(transport)
+            if transport is not None
+            else AiohttpTransport(limit=max_connections, keepalive_s=KEEPALIVE_S)
         )
+        self._infer_url = f"{url}/v2/models/{model}/infer"
+        # The labelled series of this predictor, looked up once.
+        self._duration = metrics.predictor_duration.labels(name)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
 
     async def infer(self, body: InferBody, rows: int, request_id: str) -> InferResult:
         """Send one infer request; return its embeddings or raise PredictorError."""
@@ -89,14 +92,15 @@ class PredictorClient:
             raise self._timed_out() from None
         finally:
             self.in_flight -= 1
-            self.metrics.predictor_duration.labels(self.name).observe(time.perf_counter() - start)
+            self._duration.observe(time.perf_counter() - start)
 
-    async def _post(self, body: InferBody, request_id: str) -> httpx.Response:
-        path = f"/v2/models/{self.model}/infer"
+    async def _post(self, body: InferBody, request_id: str) -> Reply:
         headers = {"x-request-id": request_id, **body.headers}
         for attempt in (1, 2):
             try:
-                return await self.client.post(path, content=body.content, headers=headers)
+                return await self.transport.request(
+                    "POST", self._infer_url, self.timeout_s, body.content, headers
+                )
             except CONNECTION_FAILURES as exc:
                 if attempt == 2:
                     raise self._unreachable(exc) from exc
@@ -112,8 +116,8 @@ class PredictorClient:
                 ) from exc
         raise AssertionError("unreachable")
 
-    def _read(self, response: httpx.Response, rows: int) -> InferResult:
-        status = response.status_code
+    def _read(self, response: Reply, rows: int) -> InferResult:
+        status = response.status
         if status == 200:
             length = response.headers.get(INFERENCE_HEADER)
             try:
@@ -178,13 +182,15 @@ class PredictorClient:
     async def _config(self) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self.timeout_s):
-                response = await self.client.get(f"/v2/models/{self.model}/config")
+                response = await self.transport.request(
+                    "GET", f"{self.url}/v2/models/{self.model}/config", self.timeout_s
+                )
         except (TimeoutError, httpx.TimeoutException):
             raise self._timed_out() from None
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
         try:
-            body = response.json() if response.status_code == 200 else None
+            body = response.json() if response.status == 200 else None
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("parameters"), dict):
@@ -193,19 +199,21 @@ class PredictorClient:
                 "bad_response",
                 502,
                 f"the {self.name} predictor did not describe model {self.model!r} "
-                f"(GET /v2/models/{self.model}/config answered {response.status_code})",
+                f"(GET /v2/models/{self.model}/config answered {response.status})",
             )
         return body
 
     async def ready(self, timeout_s: float) -> str | None:
         """None when the model reports ready, else why not."""
         try:
-            response = await self.client.get(f"/v2/models/{self.model}/ready", timeout=timeout_s)
+            response = await self.transport.request(
+                "GET", f"{self.url}/v2/models/{self.model}/ready", timeout_s
+            )
         except httpx.HTTPError as exc:
             return f"unreachable at {self.url} ({type(exc).__name__})"
-        if response.status_code == 200:
+        if response.status == 200:
             return None
-        return f"model {self.model!r} not ready ({response.status_code}: {_error_message(response)})"
+        return f"model {self.model!r} not ready ({response.status}: {_error_message(response)})"
 
 
 def _retry_after(value: str) -> str:
@@ -214,11 +222,11 @@ def _retry_after(value: str) -> str:
     return str(min(max(seconds, 1), 60))
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: Reply) -> str:
     try:
         body: Any = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return str(body["error"])[:500]
-    return response.text[:200].strip() or response.reason_phrase
+    return response.text[:200].strip() or response.reason

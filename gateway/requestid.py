@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
+_HEADER_KEY = HEADER.encode()
 # Forwarded to the predictors and written to logs: no spaces, no control characters, bounded.
 _VALID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -25,7 +26,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = Request(scope).headers.get(HEADER, "")
+        # The first such header, as Starlette's `Headers.get` reads it (ASGI names are lower case).
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == _HEADER_KEY), "")
         request_id = given if _VALID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = current.set(request_id)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import v2wire
-from gateway.admission import limit_concurrency
+from gateway.admission import admitted
 from gateway.auth import require_api_key
 from gateway.errors import PredictorError
 from gateway.inputs import read_inputs
@@ -32,7 +32,9 @@ from gateway.v2wire import InferResult
 
 PREDICTOR_ERRORS = (502, 503, 504)
 
-api = APIRouter(dependencies=[Depends(require_api_key), Depends(limit_concurrency)])
+# Every API endpoint checks the API key (a dependency), then holds a slot of the concurrency bound
+# (`with admitted(request)`) while it works.
+api = APIRouter(dependencies=[Depends(require_api_key)])
 ops = APIRouter()
 
 
@@ -44,32 +46,33 @@ ops = APIRouter()
     openapi_extra=request_body("image", "text"),
 )
 async def compare(request: Request) -> Response:
-    svc = Services.of(request)
-    inputs = await read_inputs(request, svc.limits, image=True, text=True, fetch=svc.fetch_images)
-    assert inputs.images is not None and inputs.texts is not None
-    rid, timings = request_id(request), Timings()
-    images = inputs.images
-    image_body = v2wire.image_request(images, rid)  # one copy of the files: no thread hop needed
-    try:
-        async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
-            image_call = group.create_task(
-                timings.time("image", svc.image_predictor.infer(image_body, len(images), rid))
+    with admitted(request):
+        svc = Services.of(request)
+        inputs = await read_inputs(request, svc.limits, image=True, text=True, fetch=svc.fetch_images)
+        assert inputs.images is not None and inputs.texts is not None
+        rid, timings = request_id(request), Timings()
+        images = inputs.images
+        image_body = v2wire.image_request(images, rid)  # one copy of the files: no thread hop needed
+        try:
+            async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
+                image_call = group.create_task(
+                    timings.time("image", svc.image_predictor.infer(image_body, len(images), rid))
+                )
+                text_call = group.create_task(svc.text_encoder.embed(inputs.texts, rid, image_call, timings))
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        image, texts = image_call.result(), text_call.result()
+        if len(image.rows[0]) != len(texts.rows[0]):
+            raise PredictorError(
+                "text",
+                "bad_response",
+                502,
+                f"the predictors serve different models: image embeddings have {len(image.rows[0])} "
+                f"dimensions, text embeddings {len(texts.rows[0])}",
             )
-            text_call = group.create_task(svc.text_encoder.embed(inputs.texts, rid, image_call, timings))
-    except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
-    image, texts = image_call.result(), text_call.result()
-    if len(image.rows[0]) != len(texts.rows[0]):
-        raise PredictorError(
-            "text",
-            "bad_response",
-            502,
-            f"the predictors serve different models: image embeddings have {len(image.rows[0])} "
-            f"dimensions, text embeddings {len(texts.rows[0])}",
-        )
-    results = [_comparison(row, texts, inputs.many) for row in image.rows]
-    content = {"results": results} if inputs.many_images else results[0]
-    return JSONResponse(content, headers=timings.header())
+        results = [_comparison(row, texts, inputs.many) for row in image.rows]
+        content = {"results": results} if inputs.many_images else results[0]
+        return JSONResponse(content, headers=timings.header())
 
 
 def _comparison(image: list[float], texts: InferResult, many: bool) -> dict[str, Any]:
@@ -93,14 +96,15 @@ def _comparison(image: list[float], texts: InferResult, many: bool) -> dict[str,
     openapi_extra=request_body("image"),
 )
 async def embed(request: Request) -> Response:
-    svc = Services.of(request)
-    inputs = await read_inputs(request, svc.limits, image=True, text=False, fetch=svc.fetch_images)
-    assert inputs.images is not None
-    rid, timings = request_id(request), Timings()
-    body = v2wire.image_request(inputs.images, rid)
-    image = await timings.time("image", svc.image_predictor.infer(body, len(inputs.images), rid))
-    content = {"embeddings": image.rows} if inputs.many_images else {"embedding": image.rows[0]}
-    return JSONResponse(content, headers=timings.header())
+    with admitted(request):
+        svc = Services.of(request)
+        inputs = await read_inputs(request, svc.limits, image=True, text=False, fetch=svc.fetch_images)
+        assert inputs.images is not None
+        rid, timings = request_id(request), Timings()
+        body = v2wire.image_request(inputs.images, rid)
+        image = await timings.time("image", svc.image_predictor.infer(body, len(inputs.images), rid))
+        content = {"embeddings": image.rows} if inputs.many_images else {"embedding": image.rows[0]}
+        return JSONResponse(content, headers=timings.header())
 
 
 @api.post(
@@ -111,14 +115,15 @@ async def embed(request: Request) -> Response:
     openapi_extra=request_body("text", form_urlencoded=True),
 )
 async def embed_text(request: Request) -> Response:
-    svc = Services.of(request)
-    inputs = await read_inputs(request, svc.limits, image=False, text=True)
-    assert inputs.texts is not None
-    rid, timings = request_id(request), Timings()
-    # No image call: the texts go alone, at once, past the cache (`TextEncoder` says why).
-    texts = await svc.text_encoder.embed(inputs.texts, rid, timings=timings)
-    content = {"embeddings": texts.rows} if inputs.many else {"embedding": texts.rows[0]}
-    return JSONResponse(content, headers=timings.header())
+    with admitted(request):
+        svc = Services.of(request)
+        inputs = await read_inputs(request, svc.limits, image=False, text=True)
+        assert inputs.texts is not None
+        rid, timings = request_id(request), Timings()
+        # No image call: the texts go alone, at once, past the cache (`TextEncoder` says why).
+        texts = await svc.text_encoder.embed(inputs.texts, rid, timings=timings)
+        content = {"embeddings": texts.rows} if inputs.many else {"embedding": texts.rows[0]}
+        return JSONResponse(content, headers=timings.header())
 
 
 @ops.get("/healthz", summary="The process is alive")

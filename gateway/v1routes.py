@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import v2wire
-from gateway.admission import limit_concurrency
+from gateway.admission import admitted
 from gateway.auth import require_api_key
 from gateway.errors import BadInput, NotFound, PredictorError
 from gateway.modelinfo import Model
@@ -36,63 +36,71 @@ v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], tags=["Ope
     response_model=EmbeddingsResponse,
     responses=openai_errors(400, 401, 404, 413, 415, 422, 502, 503, 504),
     openapi_extra=EMBEDDINGS_BODY,
-    dependencies=[Depends(limit_concurrency)],
 )
 async def embeddings(request: Request) -> Response:
-    svc = Services.of(request)
-    body = await read_embeddings_request(request, svc.limits, svc.fetch_images is not None)
-    served = await svc.model_info.model()
-    if body.model != served.id:
-        raise _model_not_found(body.model, served)
-    if body.dimensions is not None and served.embed_dim is not None and body.dimensions != served.embed_dim:
-        error = BadInput(f"model {served.id!r} gives {served.embed_dim} dimensions, not {body.dimensions}")
-        error.param = "dimensions"
-        raise error
-    images: list[bytes] = [s for s in body.images if isinstance(s, bytes)]
-    if len(images) < len(body.images):
-        assert svc.fetch_images is not None
-        images = await svc.fetch_images(body.images, body.image_labels())
-    rid, timings = request_id(request), Timings()
-    try:
-        async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
-            image_call = (
-                group.create_task(
-                    timings.time(
-                        "image",
-                        svc.image_predictor.infer(v2wire.image_request(images, rid), len(images), rid),
+    with admitted(request):
+        svc = Services.of(request)
+        body = await read_embeddings_request(request, svc.limits, svc.fetch_images is not None)
+        served = await svc.model_info.model()
+        if body.model != served.id:
+            raise _model_not_found(body.model, served)
+        if (
+            body.dimensions is not None
+            and served.embed_dim is not None
+            and body.dimensions != served.embed_dim
+        ):
+            error = BadInput(
+                f"model {served.id!r} gives {served.embed_dim} dimensions, not {body.dimensions}"
+            )
+            error.param = "dimensions"
+            raise error
+        images: list[bytes] = [s for s in body.images if isinstance(s, bytes)]
+        if len(images) < len(body.images):
+            assert svc.fetch_images is not None
+            images = await svc.fetch_images(body.images, body.image_labels())
+        rid, timings = request_id(request), Timings()
+        try:
+            async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
+                image_call = (
+                    group.create_task(
+                        timings.time(
+                            "image",
+                            svc.image_predictor.infer(v2wire.image_request(images, rid), len(images), rid),
+                        )
                     )
+                    if images
+                    else None
                 )
-                if images
-                else None
-            )
-            text_call = (
-                group.create_task(svc.text_encoder.embed(body.texts, rid, timings=timings, token_counts=True))
-                if body.texts
-                else None
-            )
-    except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
-    rows: list[list[float]] = [[] for _ in range(body.size)]
-    tokens = 0
-    if image_call is not None:
-        for at, row in zip(body.image_at, image_call.result().rows, strict=True):
-            rows[at] = row
-    if text_call is not None:
-        texts = text_call.result()
-        tokens = sum(_token_counts(texts))
-        for at, row in zip(body.text_at, texts.rows, strict=True):
-            rows[at] = row
-    data = [
-        {"object": "embedding", "index": i, "embedding": _encoded(row) if body.base64 else row}
-        for i, row in enumerate(rows)
-    ]
-    content = {
-        "object": "list",
-        "data": data,
-        "model": served.id,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-    return JSONResponse(content, headers=timings.header())
+                text_call = (
+                    group.create_task(
+                        svc.text_encoder.embed(body.texts, rid, timings=timings, token_counts=True)
+                    )
+                    if body.texts
+                    else None
+                )
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        rows: list[list[float]] = [[] for _ in range(body.size)]
+        tokens = 0
+        if image_call is not None:
+            for at, row in zip(body.image_at, image_call.result().rows, strict=True):
+                rows[at] = row
+        if text_call is not None:
+            texts = text_call.result()
+            tokens = sum(_token_counts(texts))
+            for at, row in zip(body.text_at, texts.rows, strict=True):
+                rows[at] = row
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encoded(row) if body.base64 else row}
+            for i, row in enumerate(rows)
+        ]
+        content = {
+            "object": "list",
+            "data": data,
+            "model": served.id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return JSONResponse(content, headers=timings.header())
 
 
 @v1.get(

@@ -1,5 +1,5 @@
-"""The aiohttp transport under httpx, against real sockets: answers pass through unchanged, and each
-network failure surfaces as the httpx error the gateway maps (unreachable, timeout, retry)."""
+"""The predictor transport against real sockets: answers pass through unchanged, and each network
+failure surfaces as the httpx error the gateway maps (unreachable, timeout, retry)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from devtools.procs import pick_free_port
-from gateway.transport import AiohttpTransport
+from gateway.transport import AiohttpTransport, HttpxTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = (
@@ -53,10 +53,17 @@ def test_answer_passes_through_and_the_body_arrives_whole() -> None:
 
     async def main() -> None:
         server, url = await serving(handler)
-        async with server, httpx.AsyncClient(transport=AiohttpTransport(limit=4, keepalive_s=30)) as c:
+        async with server:
+            t = AiohttpTransport(limit=4, keepalive_s=30)
             body = bytes(range(256)) * 400
-            r = await c.post(url + "/v2/x", content=body, headers={"x-request-id": "abc"})
-            assert (r.status_code, r.json(), r.headers["x-extra"]) == (201, {"ok": 1.5}, "yes")
+            r = await t.request("POST", url + "/v2/x", 5.0, body, {"x-request-id": "abc"})
+            await t.aclose()
+            assert (r.status, r.json(), r.headers["X-Extra"], r.reason) == (
+                201,
+                {"ok": 1.5},
+                "yes",
+                "Created",
+            )
             head, got = seen[0]
             assert got == body and b"x-request-id: abc" in head.lower() and head.startswith(b"POST /v2/x ")
 
@@ -65,9 +72,10 @@ def test_answer_passes_through_and_the_body_arrives_whole() -> None:
 
 def test_refused_connection_is_a_connect_error() -> None:
     async def main() -> None:
-        async with httpx.AsyncClient(transport=AiohttpTransport(limit=4, keepalive_s=30)) as c:
-            with pytest.raises(httpx.ConnectError):
-                await c.get(f"http://127.0.0.1:{pick_free_port()}/ready")
+        t = AiohttpTransport(limit=4, keepalive_s=30)
+        with pytest.raises(httpx.ConnectError):
+            await t.request("GET", f"http://127.0.0.1:{pick_free_port()}/ready", 5.0)
+        await t.aclose()
 
     run(main())
 
@@ -79,9 +87,11 @@ def test_silent_server_is_a_read_timeout() -> None:
 
     async def main() -> None:
         server, url = await serving(handler)
-        async with server, httpx.AsyncClient(transport=AiohttpTransport(limit=4, keepalive_s=30)) as c:
+        async with server:
+            t = AiohttpTransport(limit=4, keepalive_s=30)
             with pytest.raises(httpx.ReadTimeout):
-                await c.get(url, timeout=0.3)
+                await t.request("GET", url, 0.3)
+            await t.aclose()
 
     run(main())
 
@@ -99,10 +109,39 @@ def test_dropped_keepalive_connection_is_a_protocol_error_then_a_fresh_one_works
 
     async def main() -> None:
         server, url = await serving(handler)
-        async with server, httpx.AsyncClient(transport=AiohttpTransport(limit=4, keepalive_s=30)) as c:
-            assert (await c.post(url, content=b"{}")).status_code == 201
+        async with server:
+            t = AiohttpTransport(limit=4, keepalive_s=30)
+            assert (await t.request("POST", url, 5.0, b"{}")).status == 201
             with pytest.raises(httpx.RemoteProtocolError):
-                await c.post(url, content=b"{}")
-            assert (await c.post(url, content=b"{}")).status_code == 201
+                await t.request("POST", url, 5.0, b"{}")
+            assert (await t.request("POST", url, 5.0, b"{}")).status == 201
+            await t.aclose()
+
+    run(main())
+
+
+def test_an_httpx_transport_answers_through_the_same_interface() -> None:
+    # The tests' fake predictors are httpx transports: what they see and answer crosses unchanged.
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503, headers={"Retry-After": "3"}, json={"error": "busy"})
+
+    async def main() -> None:
+        t = HttpxTransport(httpx.MockTransport(handle))
+        r = await t.request("POST", "http://image.test/v2/x", 5.0, b"abc", {"x-request-id": "r1"})
+        assert (r.status, r.headers["retry-after"], r.json(), r.reason) == (
+            503,
+            "3",
+            {"error": "busy"},
+            "Service Unavailable",
+        )
+        assert (seen[0].url.host, seen[0].headers["x-request-id"], seen[0].read()) == (
+            "image.test",
+            "r1",
+            b"abc",
+        )
+        await t.aclose()
 
     run(main())
