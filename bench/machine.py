@@ -101,6 +101,18 @@ def describe(machine: dict[str, Any] | str) -> str:
     )
 
 
+def short(machine: dict[str, Any] | str) -> str:
+    """The CPU and its widest vector extension, for a plot's title."""
+    if isinstance(machine, str):
+        return machine
+    cpu = machine["cpu"]
+    widest = next(
+        (f for f in ("amx_tile", "avx512_bf16", "avx512f", "avx2") if cpu["flags"].get(f)), "no AVX2"
+    )
+    gpus = f", {', '.join(machine['gpus'])}" if machine.get("gpus") else ""
+    return f"{machine['cpus']} CPUs {cpu['model_name']}, {widest}{gpus}"
+
+
 def service_choice(predictor_url: str, model_name: str) -> dict[str, Any]:
     """The engine, kernels and precision a running predictor chose (its config's parameters); only the
     parameters it reports, and {} when it cannot be read."""

@@ -181,7 +181,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
             bottom.plot(xs, [p["p95_ms"] for p in model[key]], marker="o", label=label)
         xs = [p["concurrency"] for p in model["batched"]]
         limit = model["in_process"]["best_pairs_per_s"]
-        top.plot(xs, [limit] * len(xs), linestyle="--", label="in-process limit (best batch)")
+        top.plot(xs, [limit] * len(xs), linestyle="--", label="in-process limit (best choice and batch)")
+        default = model["in_process"].get("choices", {}).get("auto")
+        if default:
+            top.plot(
+                xs, [default["best_pairs_per_s"]] * len(xs), linestyle=":", label="in-process, default choice"
+            )
         one = model["in_process"]["p50_ms_one_pair"]
         bottom.plot(xs, [one] * len(xs), linestyle="--", label="in-process, one pair (p50)")
         top.set(title=f"{model['name']}: throughput", xlabel="concurrency", ylabel="pairs/s", xscale="log")
@@ -190,10 +195,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle(
-        f"POST /compare/, one distinct short text a request\n{machine.describe(result['machine'])}",
-        fontsize=8,
-    )
+    title = f"POST /compare/, one distinct short text a request ({machine.short(result['machine'])})"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

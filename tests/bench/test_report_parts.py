@@ -40,19 +40,21 @@ def test_cpuinfo_names_the_model_and_each_vector_extension() -> None:
     assert machine.parse_cpuinfo(AVX2_CPUINFO)["flags"]["avx512f"] is False
 
 
-def test_the_machine_line_tells_an_avx2_machine_from_an_avx512_one() -> None:
-    def line(cpuinfo: str) -> str:
-        block = {
-            "cpu": machine.parse_cpuinfo(cpuinfo), "cpus": 2, "gpus": [], "os": "Linux 6", "python": "3.11",
-            "versions": {"torch": "2.14.1", "onnxruntime": None}, "load_avg_at_start": [1.0],
-        }  # fmt: skip
-        return machine.describe(block)
+def block_of(cpuinfo: str) -> dict[str, Any]:
+    return {
+        "cpu": machine.parse_cpuinfo(cpuinfo), "cpus": 2, "gpus": [], "os": "Linux 6", "python": "3.11",
+        "versions": {"torch": "2.14.1", "onnxruntime": None}, "load_avg_at_start": [1.0],
+    }  # fmt: skip
 
-    avx2, avx512 = line(AVX2_CPUINFO), line(AVX512_CPUINFO)
+
+def test_the_machine_line_tells_an_avx2_machine_from_an_avx512_one() -> None:
+    avx2, avx512 = machine.describe(block_of(AVX2_CPUINFO)), machine.describe(block_of(AVX512_CPUINFO))
     assert "no avx512f" in avx2 and "avx2" in avx2
     assert "avx512f" in avx512 and "no avx512f" not in avx512 and "no amx_tile" in avx512
     assert "torch 2.14.1" in avx2 and "onnxruntime" not in avx2  # absent packages are left out
     assert machine.describe("2 CPUs (AMD EPYC)") == "2 CPUs (AMD EPYC)"  # an older result's text
+    assert machine.short(block_of(AVX512_CPUINFO)).endswith("avx512_bf16")  # the widest it has
+    assert machine.short(block_of(AVX2_CPUINFO)) == "2 CPUs AMD EPYC, avx2"
 
 
 def test_the_breakdown_subtracts_the_model_work_from_the_service_cpu() -> None:
