@@ -20,7 +20,7 @@ def reduced_decoding(towers: Towers, min_side: int, repeats: int) -> dict[str, A
     """Decode + preprocess of 12-megapixel JPEGs with and without reduced-scale decoding."""
     from PIL import Image
 
-    from bench.inprocess import images
+    from bench.pairs import images
 
     files = []
     for seed in range(3):
