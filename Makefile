@@ -68,9 +68,9 @@ monitor: install tools ## Prometheus on 127.0.0.1:9090 scraping `make run`, with
 ##@ Performance
 
 .PHONY: bench bench-quick bench-tune bench-client test-bench
-bench: install ## Benchmark: real stack vs in-process limit vs batching off (~10-15 min); writes bench/results/.
+bench: install ## Benchmark: real stack vs in-process limit (every engine) vs batching off; writes bench/results/.
 	$(PY) -m bench
-bench-quick: install ## Benchmark the demo model only, short points (under 2 min).
+bench-quick: install ## Benchmark the demo model only, short points; prints the machine and the CPU breakdown.
 	$(PY) -m bench --quick
 bench-tune: install ## Choose predictor threads and forward workers (interleaved runs; writes bench/results/tune-*).
 	$(PY) -m bench.tune --model vit-b-32 --threads 1,2,2/1 --delays 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import machine
+
 LINES = (
     ("batched", "service, batching on"),
     ("unbatched", "service, batching off (--max_batch_size 1, no text sharing)"),
@@ -31,8 +33,87 @@ def _best(config: str, per_batch: dict[str, dict[str, float]]) -> str:
     return f"{config}: {per_batch[b]['pairs_per_s']:.1f} (batch {b})"
 
 
+def _limit(bound: dict[str, Any]) -> list[str]:
+    """The limit, and each choice's best (the default's too), one line each."""
+    out = [
+        f"In-process limit: {bound['best_pairs_per_s']:.1f} pairs/s with {bound.get('best_choice', 'torch')}"
+        f" at batch {bound['best_batch']}, {bound['best_config']} ({bound['cpu_s_per_pair'] * 1000:.1f} ms"
+        f" CPU a pair); one pair p50 {bound['p50_ms_one_pair']:.1f} ms ({bound['one_pair_config']}); peak"
+        f" RSS {bound['peak_rss_mb']:.0f} MB.",
+        "",
+    ]
+    for label, per in bound.get("choices", {"the project's path": bound}).items():
+        what = f"default (chose {per['choice']})" if label == "auto" else label
+        bests = "; ".join(_best(name, b) for name, b in per["configs"].items())
+        out.append(f"- {what}: {per['best_pairs_per_s']:.1f} pairs/s; {bests}")
+    return out
+
+
+def _verdict(verdict: dict[str, Any]) -> list[str]:
+    """The default against each forced choice: items/s per tower and batch, ratio, pass or fail."""
+    labels = list(next(iter(verdict["cases"].values()))["items_per_s"])
+    out = [
+        "",
+        f"Default (chose {verdict['default_chose']}) against each forced choice, items/s, medians of "
+        f"interleaved rounds (pass: the default at least {verdict['within']:g}x the best forced one):",
+        "",
+        "| tower, batch | " + " | ".join(labels) + " | default / best forced | verdict |",
+        "|---|" + "---|" * (len(labels) + 2),
+    ]
+    for case, c in verdict["cases"].items():
+        rates = " | ".join(f"{c['items_per_s'][label]:.1f}" for label in labels)
+        passed = "pass" if c["passed"] else "FAIL"
+        out.append(f"| {case} | {rates} | {c['default_over_best']:.3f} | {passed} |")
+    return out
+
+
+def _choices(model: dict[str, Any]) -> list[str]:
+    """The engine each predictor chose, the default-vs-forced verdict and int8 against fp32."""
+    out = [""]
+    for kind, choice in model.get("service_choice", {}).items():
+        out.append(f"Service {kind} predictor: {machine.describe_choice(choice)}.")
+    if model.get("default_vs_forced"):
+        out += _verdict(model["default_vs_forced"])
+    int8 = model.get("int8")
+    if int8:
+        cosine = "not measured" if int8["min_cosine"] is None else f"{int8['min_cosine']:.4f}"
+        out += [
+            "",
+            f"int8: {int8['limit']['best_pairs_per_s']:.1f} pairs/s in-process ({int8['best_choice']}), "
+            f"{int8['speedup']:.2f}x the fp32 limit, min cosine to fp32 {cosine}.",
+        ]
+    return out
+
+
+def _breakdown(model: dict[str, Any]) -> list[str]:
+    """CPU ms a /compare/ of each process at the top concurrency, and outside the model work."""
+    b = model.get("breakdown")
+    if not b:
+        return []
+    cpu = b["cpu_ms"]
+    return [
+        "",
+        f"CPU a /compare/ at concurrency {b['concurrency']} (ms): gateway {cpu['gateway']:.2f}, image "
+        f"predictor {cpu['image']:.2f}, text predictor {cpu['text']:.2f}, load generator "
+        f"{cpu['loadgen']:.2f}; the service {b['service_cpu_ms']:.2f} against {b['model_cpu_ms']:.2f} of "
+        f"model work in-process (decode, preprocess, encode of one pair): {b['outside_model_cpu_ms']:.2f} "
+        "outside the model work.",
+    ]
+
+
+def _targets(model: dict[str, Any]) -> list[str]:
+    if not model.get("targets"):
+        return []
+    out = ["", "| target | value | goal | met |", "|---|---|---|---|"]
+    for t in model["targets"]:
+        value = "not measured" if t["value"] is None else f"{t['value']:.3g}"
+        met = {True: "yes", False: "NO", None: "-"}[t["passed"]]
+        out.append(f"| {t['what']} | {value} | {t['target']} | {met} |")
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
-    out = [f"# Benchmark `{result['name']}`", "", f"Machine: {result['machine']}", ""]
+    out = [f"# Benchmark `{result['name']}`", "", f"Machine: {machine.describe(result['machine'])}", ""]
     ceiling = result["loadgen_ceiling"]
     out.append(
         f"Load generator ceiling (aiohttp, GET /healthz, concurrency {ceiling['concurrency']}): "
@@ -40,17 +121,8 @@ def markdown(result: dict[str, Any]) -> str:
     )
     for model in result["models"]:
         bound = model["in_process"]
+        out += ["", f"## {model['name']} ({model['arch']})", "", *_limit(bound), *_choices(model), ""]
         out += [
-            "",
-            f"## {model['name']} ({model['arch']})",
-            "",
-            f"In-process limit: {bound['best_pairs_per_s']:.1f} pairs/s at batch {bound['best_batch']}, "
-            f"{bound['best_config']} ({bound['cpu_s_per_pair'] * 1000:.1f} ms CPU a pair); one pair p50 "
-            f"{bound['p50_ms_one_pair']:.1f} ms ({bound['one_pair_config']}); {bound['device']} "
-            f"{bound['precision']} ({bound.get('cpu_kernels', 'torch')} linear kernels); peak RSS "
-            f"{bound['peak_rss_mb']:.0f} MB. Best pairs/s of each config "
-            ": " + "; ".join(_best(name, per) for name, per in bound["configs"].items()) + ".",
-            "",
             "| run | concurrency | req/s | pairs/s | p50 ms | p95 ms | p99 ms | CPU ms/req | errors |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
@@ -80,6 +152,7 @@ def markdown(result: dict[str, Any]) -> str:
             out.append(
                 "(pairs/s for the limit and batching on / off; requests/s for zero-shot, 10 pairs each)"
             )
+        out += _breakdown(model) + _targets(model)
         rd = bound["reduced_decoding"]
         out += [
             "",
@@ -108,7 +181,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
             bottom.plot(xs, [p["p95_ms"] for p in model[key]], marker="o", label=label)
         xs = [p["concurrency"] for p in model["batched"]]
         limit = model["in_process"]["best_pairs_per_s"]
-        top.plot(xs, [limit] * len(xs), linestyle="--", label="in-process limit (best batch)")
+        top.plot(xs, [limit] * len(xs), linestyle="--", label="in-process limit (best choice and batch)")
+        default = model["in_process"].get("choices", {}).get("auto")
+        if default:
+            top.plot(
+                xs, [default["best_pairs_per_s"]] * len(xs), linestyle=":", label="in-process, default choice"
+            )
         one = model["in_process"]["p50_ms_one_pair"]
         bottom.plot(xs, [one] * len(xs), linestyle="--", label="in-process, one pair (p50)")
         top.set(title=f"{model['name']}: throughput", xlabel="concurrency", ylabel="pairs/s", xscale="log")
@@ -117,7 +195,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle(f"POST /compare/, one distinct short text a request ({result['machine']})", fontsize=10)
+    title = f"POST /compare/, one distinct short text a request ({machine.short(result['machine'])})"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

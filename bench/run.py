@@ -1,16 +1,13 @@
-"""Orchestrates one benchmark run: stacks up, in-process limit, load points (interleaved), results out."""
+"""Orchestrates one benchmark run: stacks up, in-process limits, load points (interleaved), results out."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
-import platform
 import shlex
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +17,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import report
+from bench import breakdown, machine, report, subruns
 from bench.loadgen import run_load
 from bench.payloads import CompareBodies, photos
 from bench.procs import gateway, peak_rss_mb, predictor, start_all, stop_all
-from devtools.procs import ROOT, Program, term_with_parent
+from devtools.procs import ROOT, Program
 
 MODELS = {
     "demo": ("clip-shapes (demo)", ["--model_dir", str(ROOT / "models" / "clip-shapes")]),
@@ -35,7 +32,7 @@ ZERO_SHOT_CONCURRENCY = 16
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="demo model, short points: under two minutes")
+    p.add_argument("--quick", action="store_true", help="demo model, short points")
     p.add_argument("--models", help="comma-separated: demo, vit-b-32 (default both; --quick: demo)")
     p.add_argument("--model-dir", type=Path, help="benchmark this open_clip model dir instead")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="predictors' and limit's device")
@@ -50,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "on and off at the top concurrency, zero-shot with the cache on and off; reported as medians "
         "(default 3, --quick 1)",
     )
+    p.add_argument("--skip-int8", action="store_true", help="do not measure the int8 in-process limit")
     p.add_argument("--predictor-args", default="", help="extra flags for every predictor, one string")
     p.add_argument("--name", help="results file name (default cpu-full / cpu-quick / cuda-full ...)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -62,18 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, load avg at start {load}"
-    )
-
-
 def cache_counts(gateway_url: str) -> dict[str, float]:
     """The gateway's text-cache hit and miss counters, from its /metrics."""
     with urllib.request.urlopen(gateway_url + "/metrics", timeout=10) as r:
@@ -82,33 +68,6 @@ def cache_counts(gateway_url: str) -> dict[str, float]:
         line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("gateway_text_cache_")
     }
     return {k: values.get(f"gateway_text_cache_{k}_total", 0.0) for k in ("hits", "misses")}
-
-
-def in_process(
-    flags: list[str], args: argparse.Namespace, again: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The limit (`bench.inprocess`); `again`: an earlier result, to re-measure its best config and batch."""
-    model_flags = shlex.join(flags + shlex.split(args.predictor_args))
-    argv = [sys.executable, "-m", "bench.inprocess", "--model-flags", model_flags, "--device", args.device,
-            "--repeats", "2" if args.quick else "3"]  # fmt: skip
-    if again is None:
-        argv += ["--batches", args.batches]
-    else:
-        argv += [
-            "--batches",
-            str(again["best_batch"]),
-            "--only-config",
-            again["best_config"],
-            "--skip-decoding",
-        ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
-        argv, cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800, env=env,
-        preexec_fn=term_with_parent,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(f"in-process limit failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace, bar: tqdm, log_dir: Path,
@@ -131,7 +90,11 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
     start_all(procs, log_dir)
     try:
         bar.set_description(f"{key}: in-process limit")
-        bound = in_process(flags, args)
+        service_choice = {
+            "image": machine.service_choice(image.url, "clip-image"),
+            "text": machine.service_choice(text.url, "clip-text"),
+        }
+        bound = subruns.in_process(flags, args)
         bar.update()
         ceiling = None
         if first:
@@ -161,7 +124,7 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         rounds = [_round(bound["best_pairs_per_s"], batched[-1], unbatched[-1], cached, uncached)]
         for r in range(2, args.rounds + 1):  # the machine drifts: the throughput ratios again, interleaved
             bar.set_description(f"{key}: round {r}, in-process limit")
-            limit = in_process(flags, args, again=bound)["best_pairs_per_s"]
+            limit = subruns.in_process(flags, args, again=bound)["best_pairs_per_s"]
             bar.update()
             rounds.append(
                 _round(
@@ -176,6 +139,14 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         cache = {g.name.removeprefix(f"{key}-"): cache_counts(g.url) for g in (gw, gw_nocache, gw1)}
     finally:
         stop_all(procs)
+    bar.set_description(f"{key}: default vs each forced choice, in-process")  # the services are stopped
+    verdict = subruns.choices(flags, args)
+    bar.update()
+    int8 = None
+    if args.device == "cpu" and not args.skip_int8:
+        bar.set_description(f"{key}: int8 in-process limit")
+        int8 = subruns.int8(flags, args, bound)
+        bar.update()
     median = {k: statistics.median(r[k] for r in rounds) for k in ROUND_RATIOS}
     ratios = {
         f"service pairs/s at concurrency {top_c} / in-process limit": median["service / limit"],
@@ -186,13 +157,18 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         # per-request costs that the unbatched service pays once per item.
         "in-process limit, best batch / batch 1 (same config)": bound["best_pairs_per_s"]
         / bound["batches"].get("1", {}).get("pairs_per_s", math.nan),  # nan: --batches without 1
+        # The default choice (auto) in-process against the best forced choice, each at its best.
+        "in-process limit, default choice / best choice": bound["choices"]["auto"]["best_pairs_per_s"]
+        / bound["best_pairs_per_s"],
     }
     result = {
         "key": key, "name": label, "in_process": bound, "batched": batched, "unbatched": unbatched,
         "zero_shot_cached": cached, "zero_shot_uncached": uncached, "ratios": ratios, "rounds": rounds,
         "peak_rss_mb": rss,
-        "text_cache": cache,
+        "text_cache": cache, "service_choice": service_choice, "default_vs_forced": verdict, "int8": int8,
+        "breakdown": breakdown.cpu(batched[-1], bound),
     }  # fmt: skip
+    result["targets"] = breakdown.targets(result)
     return result, ceiling
 
 
@@ -252,9 +228,15 @@ def run(args: argparse.Namespace) -> None:
         keys = (args.models or ("demo" if args.quick else "demo,vit-b-32")).split(",")
         models = {k: MODELS[k] for k in keys}
     n_conc = len(args.concurrency.split(","))
-    total = len(models) * (1 + 2 * n_conc + 2 + 5 * (args.rounds - 1)) + 1
+    per_model = 1 + 2 * n_conc + 2 + 5 * (args.rounds - 1) + 1 + (args.device == "cpu" and not args.skip_int8)
+    total = len(models) * per_model + 1
     started = time.monotonic()
-    result: dict[str, Any] = {"name": args.name, "machine": machine(), "device": args.device, "models": []}
+    result: dict[str, Any] = {
+        "name": args.name,
+        "machine": machine.block(),
+        "device": args.device,
+        "models": [],
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as logs, tqdm(total=total, unit="point") as bar:
         for i, (key, (label, flags)) in enumerate(models.items()):

@@ -4,10 +4,11 @@ A generated section sits between `<!-- BEGIN generated: NAME -->` and `<!-- END 
 of `SECTIONS`. Each is built by introspecting the code: the predictors' argparse parser
 (`predictors.settings.build_parser`, KServe's parent parser included), the gateway's pydantic-settings
 class, the metric objects of `gateway.metrics`, `predictors.metrics` and `kserve.metrics`, the
-PrometheusRule that helm renders from the chart's defaults, and the module docstrings. Text outside the
-markers is left as written. `--check` rewrites nothing and exits 1 naming each section that differs (the
-tests run it). When the code no longer has what a section reads, the script stops with a `DocsError`
-saying what it looked for, rather than leaving a row out.
+PrometheusRule that helm renders from the chart's defaults, the module docstrings, and the committed
+benchmark results (bench/results/cpu-full.json). Text outside the markers is left as written. `--check`
+rewrites nothing and exits 1 naming each section that differs (the tests run it). When the code no longer
+has what a section reads, the script stops with a `DocsError` saying what it looked for, rather than
+leaving a row out.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # tree's (ahead of any installed copy).
 sys.path[:0] = [str(Path(__file__).parent), str(ROOT)]
 
-from docgen import config, layout, monitoring  # noqa: E402
+from docgen import config, layout, monitoring, performance  # noqa: E402
 from docgen.common import DocsError  # noqa: E402
 
 SECTIONS: dict[str, Callable[[], str]] = {
@@ -35,6 +36,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "predictor-metrics": monitoring.predictor_metrics,
     "alerts": monitoring.alerts,
     "layout": layout.modules,
+    "performance": performance.table,
 }
 FILES = ("README.md", "docs/*.md")
 BLOCK = re.compile(
