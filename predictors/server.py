@@ -30,6 +30,7 @@ from kserve import logging as kserve_logging
 from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 
+from . import fastinfer
 from .admission import Overloaded
 from .dataplane import ClipDataPlane, Wedged
 from .loading import ModelLoadError
@@ -68,12 +69,13 @@ def configure_logging(settings: Settings) -> None:
 
 
 class ClipModelServer(model_server.ModelServer):
-    """KServe's `ModelServer` with `ClipDataPlane` and the model config route."""
+    """KServe's `ModelServer` with `ClipDataPlane`, the model config route and the binary infer fast path."""
 
     def __init__(self, model: ClipModel[Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataplane = ClipDataPlane(model_registry=self.registered_models, stall=model.stall)
         _add_config_route(model_server.app, model)
+        fastinfer.install(model_server.app, self.dataplane)
         model_server.app.add_exception_handler(Overloaded, _overloaded)
         model_server.app.add_exception_handler(Wedged, _wedged)
         model_server.app.add_exception_handler(RequestValidationError, _malformed)
