@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import torch
 
 from bench.payloads import distinct_text, jpeg, photos
+from predictors.imagetensor import model_transform
 from predictors.loading import LoadedModel, load_model
 from predictors.memory import keep_freed_memory
 from predictors.preprocess import decode_image
@@ -45,7 +46,8 @@ def _sync(loaded: LoadedModel) -> None:
 
 
 def _images(loaded: LoadedModel, files: list[bytes], min_side: int | None) -> torch.Tensor:
-    batch = torch.stack([loaded.preprocess(decode_image(f, LIMIT, i, min_side)) for i, f in enumerate(files)])
+    transform = model_transform(loaded.preprocess)  # as the image predictor preprocesses
+    batch = torch.stack([transform(decode_image(f, LIMIT, i, min_side)) for i, f in enumerate(files)])
     with torch.inference_mode():
         out = loaded.model.encode_image(batch.to(loaded.device, loaded.dtype))  # type: ignore[operator]
         return torch.nn.functional.normalize(out.float(), dim=-1)
