@@ -1,21 +1,29 @@
 """The binary infer fast path answers as KServe's app would, and leaves every other request to it.
 
 In-process ASGI calls on a FastAPI app with KServe's error handlers and a stand-in data plane; the real
-servers are covered by test_clients.py (tritonclient and kserve clients) and test_bad_input.py.
+servers are covered by test_clients.py (tritonclient and kserve clients) and test_bad_input.py. With
+`--enable_latency_logging` the fast path stays off, so KServe's per-request timing lines are still logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, MutableMapping
+import time
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.http as httpclient
 from fastapi import FastAPI
 from kserve.errors import InvalidInput, ModelNotFound, invalid_input_handler, model_not_found_handler
 
+from devtools.procs import Program
 from predictors.fastinfer import FastInfer, install
+from tests.support.predictor_servers import serve
+from tests.support.tiers import process_fixture
 
 BINARY = {"inference-header-content-length": "2"}
 
@@ -156,3 +164,23 @@ def test_an_unexpected_error_is_a_500_and_reaches_the_server() -> None:
 
     asyncio.run(call())
     assert raised and str(raised[0]) == "boom"
+
+
+@process_fixture(scope="module")
+def text_server_with_latency_logging(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
+    yield from serve("text", tiny_dir, log_dir, "--enable_latency_logging", "true")
+
+
+def test_latency_logging_keeps_kserves_per_request_timing_lines(
+    text_server_with_latency_logging: Program,
+) -> None:
+    server = text_server_with_latency_logging
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{server.ports['http']}")
+    tensor = httpclient.InferInput("text", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"a red square"], dtype=np.object_), binary_data=True)
+    client.infer("clip-text", [tensor])
+    assert server.log_path is not None
+    deadline = time.monotonic() + 5
+    while "kserve.io.v2.models.clip-text.infer" not in server.log_path.read_text():
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.1)
