@@ -55,7 +55,7 @@ class FastInfer:
         if match is None or scope["method"] != "POST" or not _has_binary_header(scope):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         try:
             body = await _read_body(receive)
             response = await self._infer(match.group(1), body, headers)
@@ -98,6 +98,15 @@ class FastInfer:
         if fallback is not None:
             await (await fallback(Request(scope, receive), exc))(scope, receive, send)
         raise exc
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    # As `dict(starlette.requests.Request.headers)`, which KServe's endpoint passes on: a repeated
+    # header keeps its first value.
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    return headers
 
 
 def _has_binary_header(scope: Scope) -> bool:

@@ -34,6 +34,7 @@ class StandInDataPlane:
     def __init__(self, result: Any = b"{}xyz", error: Exception | None = None) -> None:
         self.result, self.error = result, error
         self.bodies: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
 
     async def model_ready(self, name: str, _skip_health_check: bool) -> bool:
         if name != "clip":
@@ -42,6 +43,7 @@ class StandInDataPlane:
 
     def decode(self, body: bytes, headers: dict[str, str], *_: Any) -> tuple[bytes, dict[str, str]]:
         self.bodies.append(body)
+        self.headers.append(headers)
         return body, {}
 
     async def infer(self, model_name: str, request: bytes, headers: dict[str, str]) -> tuple[Any, dict]:
@@ -67,9 +69,7 @@ def app_with(dataplane: StandInDataPlane) -> FastAPI:
     return app
 
 
-def post(
-    app: FastAPI, path: str, body: Any = b"{}raw", headers: dict[str, str] | None = None
-) -> httpx.Response:
+def post(app: FastAPI, path: str, body: Any = b"{}raw", headers: Any = None) -> httpx.Response:
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://predictor") as client:
@@ -97,6 +97,17 @@ def test_a_body_sent_in_chunks_arrives_whole() -> None:
 
     post(app_with(dataplane), "/v2/models/clip/infer", body=chunks(), headers=BINARY)
     assert dataplane.bodies == [b"{}raw"]
+
+
+def test_the_data_plane_gets_the_headers_as_kserves_endpoint_passes_them() -> None:
+    dataplane = StandInDataPlane()
+    headers = [
+        ("inference-header-content-length", "2"),
+        ("x-request-id", "first"),
+        ("x-request-id", "second"),
+    ]
+    post(app_with(dataplane), "/v2/models/clip/infer", headers=headers)
+    assert dataplane.headers[0]["x-request-id"] == "first"  # as dict(starlette Request.headers)
 
 
 def test_a_json_result_is_kserves_json_response() -> None:
