@@ -21,6 +21,7 @@ import torch
 from bench.decoding import LIMIT
 from bench.engines import Towers
 from bench.payloads import distinct_text, photos
+from predictors.imagetensor import model_transform
 from predictors.preprocess import decode_image
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ def _sync(towers: Towers) -> None:
 
 def images(towers: Towers, files: list[bytes], min_side: int | None, alone: bool = True) -> torch.Tensor:
     """Normalised image embeddings of encoded files: decode, preprocess, encode."""
-    pre = towers.loaded.preprocess
+    pre = model_transform(towers.loaded.preprocess)  # as the image predictor preprocesses
     batch = torch.stack([pre(decode_image(f, LIMIT, i, min_side)) for i, f in enumerate(files)])
     return torch.nn.functional.normalize(towers.image(batch, alone).float(), dim=-1)
 

@@ -69,6 +69,10 @@ class DynamicBatcher(Generic[T]):
         self._workers = workers
         self._before_pass = before_pass
         self._in_flight = 0
+        # Labelled series looked up once, not on every item.
+        self._queue_seconds = QUEUE_SECONDS.labels(model_name)
+        self._inference_seconds = INFERENCE_SECONDS.labels(model_name)
+        self._batch_size = BATCH_SIZE.labels(model_name)
         self.progress = PassProgress()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{model_name}-forward")
         self._queue: asyncio.Queue[_Pending[T]] | None = None
@@ -83,6 +87,8 @@ class DynamicBatcher(Generic[T]):
         try:
             for p in pending:
                 queue.put_nowait(p)
+            if len(pending) == 1:  # the common case: no gathering future
+                return (await pending[0].future)[np.newaxis]
             rows = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
         finally:
             self.progress.items_answered(len(pending))
@@ -134,7 +140,7 @@ class DynamicBatcher(Generic[T]):
                 continue
             started = time.monotonic()
             for p in batch:
-                QUEUE_SECONDS.labels(self._model_name).observe(started - p.enqueued)
+                self._queue_seconds.observe(started - p.enqueued)
             alone = self._in_flight == 0 and queue.empty()
             self._in_flight += 1
             token = self.progress.pass_started()
@@ -157,8 +163,8 @@ class DynamicBatcher(Generic[T]):
             self._before_pass(alone)
         started = time.perf_counter()
         rows = self._encode(items)
-        INFERENCE_SECONDS.labels(self._model_name).observe(time.perf_counter() - started)
-        BATCH_SIZE.labels(self._model_name).observe(len(items))
+        self._inference_seconds.observe(time.perf_counter() - started)
+        self._batch_size.observe(len(items))
         if len(rows) != len(items):
             raise RuntimeError(f"encoder returned {len(rows)} rows for {len(items)} items")
         return rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from kserve.errors import InvalidInput
 from PIL import Image
 
+from .imagetensor import model_transform
 from .model import ClipModel
 from .preprocess import decode_image
 from .server import run
@@ -52,13 +54,18 @@ class ClipImageModel(ClipModel[torch.Tensor]):
         size = self.loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
         return 2 * max(size if isinstance(size, tuple | list) else (size,))
 
+    @cached_property
+    def transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """The model's own open_clip transform, its tensor steps on numpy (see predictors.imagetensor)."""
+        return model_transform(self.loaded.preprocess)
+
     def warmup_items(self) -> list[torch.Tensor]:
-        return [self.loaded.preprocess(Image.new("RGB", (64, 64), (127, 127, 127)))]
+        return [self.transform(Image.new("RGB", (64, 64), (127, 127, 127)))]
 
     def _prepare_sync(self, elements: list[Any]) -> list[torch.Tensor]:
         limit = self.settings.max_image_pixels
         return [
-            self.loaded.preprocess(decode_image(_image_bytes(e, i), limit, i, self.min_decode_side))
+            self.transform(decode_image(_image_bytes(e, i), limit, i, self.min_decode_side))
             for i, e in enumerate(elements)
         ]
 

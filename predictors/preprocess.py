@@ -64,7 +64,8 @@ def decode_image(data: bytes, max_pixels: int, index: int = 0, min_side: int | N
         if min_side and opened.format == "JPEG":
             opened.draft(opened.mode, (min_side, min_side))
         opened.load()
-        rgb = _to_rgb(ImageOps.exif_transpose(opened) or opened)
+        ImageOps.exif_transpose(opened, in_place=True)  # in place: no copy of an upright image
+        rgb = _to_rgb(opened)
         return _reduce(rgb, min_side) if min_side else rgb
     except InvalidInput:
         raise

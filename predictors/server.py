@@ -12,6 +12,10 @@ gRPC `ServerLive` then fails with UNAVAILABLE.
 Besides KServe's v2 routes, `GET /v2/models/{name}/config` answers a Triton-style model configuration
 whose `parameters` hold `arch`, `pretrained`, `embed_dim`, `logit_scale`, device, precision and limits
 (`tritonclient.http.InferenceServerClient.get_model_config(name)` reads it).
+
+Infer calls with the binary tensor extension (the gateway's) take a shorter road past FastAPI's
+middlewares and routing (`predictors.fastinfer`), unless `--enable_latency_logging` or
+`--access_log_format` asks for those middlewares' per-request output.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from kserve import logging as kserve_logging
 from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 
+from . import fastinfer
 from .admission import Overloaded
 from .dataplane import ClipDataPlane, Wedged
 from .loading import ModelLoadError
@@ -68,12 +73,15 @@ def configure_logging(settings: Settings) -> None:
 
 
 class ClipModelServer(model_server.ModelServer):
-    """KServe's `ModelServer` with `ClipDataPlane` and the model config route."""
+    """KServe's `ModelServer` with `ClipDataPlane`, the model config route and the binary infer fast path."""
 
     def __init__(self, model: ClipModel[Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataplane = ClipDataPlane(model_registry=self.registered_models, stall=model.stall)
         _add_config_route(model_server.app, model)
+        if not (self.enable_latency_logging or self.access_log_format):
+            # Both ask for per-request output from KServe's middlewares, which the fast path skips.
+            fastinfer.install(model_server.app, self.dataplane)
         model_server.app.add_exception_handler(Overloaded, _overloaded)
         model_server.app.add_exception_handler(Wedged, _wedged)
         model_server.app.add_exception_handler(RequestValidationError, _malformed)

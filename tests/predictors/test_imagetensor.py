@@ -1,0 +1,43 @@
+"""The numpy tail of the image transform gives exactly the values of the model's own open_clip transform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from PIL import Image
+from torchvision.transforms import Compose, Resize, ToTensor
+
+from predictors.imagetensor import model_transform
+
+OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def image(size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    rgb = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    return rgb.convert(mode)
+
+
+@pytest.mark.parametrize("resize_mode", ["shortest", "squash", "longest"])
+@pytest.mark.parametrize("side", [64, 224])
+def test_same_values_as_open_clips_transform(resize_mode: str, side: int) -> None:
+    cfg = PreprocessCfg(size=side, mean=OPENAI_MEAN, std=OPENAI_STD, resize_mode=resize_mode)
+    full = image_transform_v2(cfg, is_train=False)
+    fast = model_transform(full)
+    assert fast is not full
+    for i, (size, mode) in enumerate(
+        [((320, 240), "RGB"), ((50, 300), "RGB"), ((17, 9), "RGB"), ((640, 640), "L"), ((300, 200), "RGBA")]
+    ):
+        img = image(size, mode, seed=i)
+        got, want = fast(img), full(img)
+        assert got.shape == want.shape and got.dtype == want.dtype and got.is_contiguous()
+        assert torch.equal(got, want), (size, mode)
+
+
+def test_a_transform_of_another_shape_is_used_as_it_is() -> None:
+    other = Compose([Resize(32), ToTensor()])
+    assert model_transform(other) is other
+    single = ToTensor()
+    assert model_transform(single) is single
