@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from bench.run import machine
+from bench.machine import block, describe
 from devtools.procs import ROOT, pick_free_port
 from gateway.predictor import KEEPALIVE_S, pool_size
 from gateway.settings import Settings
@@ -115,7 +115,7 @@ def main() -> None:
         f"# Gateway to predictor: client CPU per call ({args.calls} POSTs of 80 KB, "
         f"{args.concurrency} in flight, 2 interleaved rounds)",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {describe(block())}.",
         "",
         "| client | CPU ms/call (rounds) | wall ms/call (rounds) |",
         "|---|---|---|",
