@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import torch
 
 from bench.payloads import distinct_text, jpeg, photos
+from predictors import onednn
 from predictors.loading import LoadedModel, load_model
 from predictors.memory import keep_freed_memory
 from predictors.preprocess import decode_image
@@ -225,13 +226,16 @@ def main() -> None:
     # every way to use the cores itself. The same kernels (load_model) and malloc settings as they have.
     keep_freed_memory()
     loaded = load_model(settings)
+    kernels = "onednn" if loaded.device.type == "cpu" and loaded.dtype == torch.float32 else "torch"
+    if kernels == "onednn":  # oneDNN linear layers, the predictors' kernels before predictors.engines
+        onednn.use_onednn(loaded.model)
     result = measure(loaded, [int(b) for b in args.batches.split(",")], args.repeats, args.only_config)
     if not args.skip_decoding:
         result["reduced_decoding"] = reduced_decoding(loaded, result["min_decode_side"], args.repeats)
     result["torch_threads"] = torch.get_num_threads()
     result["device"] = str(loaded.device)
     result["precision"] = str(loaded.dtype).removeprefix("torch.")
-    result["cpu_kernels"] = loaded.kernels
+    result["cpu_kernels"] = kernels
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

@@ -46,9 +46,15 @@ def encode_text(model: torch.nn.Module, tokens: torch.Tensor, trim: bool) -> tor
     """Text features (not normalised) of `tokens` ([batch, context] token ids), as `model.encode_text`."""
     if not trim:
         return model.encode_text(tokens)  # type: ignore[operator]
+    return encode_at_length(model, tokens[:, : token_length(tokens)])
+
+
+def encode_at_length(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Text features of `tokens` already cut to their length ([batch, length] token ids, `length` at most
+    the context), for a model where `can_trim`. The length is read from the ids' shape, so a traced
+    export keeps it a dynamic axis."""
     assert isinstance(model, CLIP)
-    length = token_length(tokens)
-    tokens = tokens[:, :length]
+    length = tokens.shape[1]
     cast_dtype = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast_dtype)
     x = x + model.positional_embedding[:length].to(cast_dtype)
