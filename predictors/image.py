@@ -72,9 +72,8 @@ class ClipImageModel(ClipModel[torch.Tensor]):
     async def prepare(self, elements: list[Any]) -> list[torch.Tensor]:
         return await asyncio.get_running_loop().run_in_executor(None, self._prepare_sync, elements)
 
-    def encode(self, items: list[torch.Tensor]) -> torch.Tensor:
-        batch = torch.stack(items).to(self.loaded.device, self.loaded.dtype)
-        return self.loaded.model.encode_image(batch)  # type: ignore[operator]
+    def encode(self, items: list[torch.Tensor], alone: bool) -> torch.Tensor:
+        return self.tower.encode(torch.stack(items), alone)
 
     def limits(self) -> dict[str, int]:
         return {"max_image_pixels": self.settings.max_image_pixels}

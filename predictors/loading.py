@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from . import gpu, onednn
+from . import gpu
 from .settings import Settings
 
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -45,7 +45,9 @@ class LoadedModel:
     logit_scale: float
     device: torch.device
     dtype: torch.dtype
-    kernels: str  # what runs fp32 CPU linear layers: "onednn" or "torch"
+    # The files the weights and architecture were read from (empty for random weights or a hub tag):
+    # what a converted tower cached on disk is keyed by (`predictors.engines.onnx_export`).
+    source_files: tuple[Path, ...] = ()
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -115,6 +117,7 @@ class _Source:
     arch: str  # reported to clients
     reported: str  # reported to clients as `pretrained`
     model_cfg: dict[str, Any]
+    files: tuple[Path, ...] = ()  # see LoadedModel.source_files
 
 
 def _source(settings: Settings) -> _Source:
@@ -124,7 +127,10 @@ def _source(settings: Settings) -> _Source:
         config = _read_dir_config(settings.model_dir)
         model_cfg = config["model_cfg"]
         arch = str(config.get("arch") or _builtin_arch(model_cfg))
-        return _Source(f"local-dir:{settings.model_dir}", None, arch, str(settings.model_dir), model_cfg)
+        model_dir = settings.model_dir
+        weights = tuple(model_dir / name for name in WEIGHT_FILES if (model_dir / name).is_file())
+        files = (model_dir / "open_clip_config.json", *weights)
+        return _Source(f"local-dir:{model_dir}", None, arch, str(model_dir), model_cfg, files)
     if settings.arch is None:
         raise ModelLoadError("no model: pass --model_dir (or mount one at /mnt/models) or --arch")
     model_cfg = open_clip.get_model_config(settings.arch)
@@ -136,7 +142,7 @@ def _source(settings: Settings) -> _Source:
     if pretrained == "none":
         return _Source(settings.arch, None, settings.arch, "none", model_cfg)
     if Path(pretrained).is_file():
-        return _Source(settings.arch, pretrained, settings.arch, pretrained, model_cfg)
+        return _Source(settings.arch, pretrained, settings.arch, pretrained, model_cfg, (Path(pretrained),))
     tags = open_clip.list_pretrained_tags_by_model(settings.arch)
     if pretrained not in tags:
         raise ModelLoadError(
@@ -180,7 +186,6 @@ def load_model(settings: Settings) -> LoadedModel:
         raise ModelLoadError(f"cannot load {src.name} (pretrained={src.reported}): {e}") from e
     model.eval()
     dtype = next(model.parameters()).dtype
-    kernels = _kernels(model, settings.cpu_kernels, device, dtype)
     preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     with torch.inference_mode():
         logit_scale = float(model.logit_scale.float().exp().item())
@@ -194,16 +199,5 @@ def load_model(settings: Settings) -> LoadedModel:
         logit_scale=logit_scale,
         device=device,
         dtype=dtype,
-        kernels=kernels,
+        source_files=src.files,
     )
-
-
-def _kernels(model: torch.nn.Module, requested: str, device: torch.device, dtype: torch.dtype) -> str:
-    """Move fp32 CPU linear layers to oneDNN when asked and possible; says which kernels serve them."""
-    if device.type != "cpu" or requested != "onednn" or dtype != torch.float32:
-        return "torch"
-    if not onednn.available():
-        logger.warning("--cpu_kernels onednn: this torch build lacks oneDNN; using torch's own kernels")
-        return "torch"
-    onednn.use_onednn(model)
-    return "onednn"

@@ -8,6 +8,7 @@ decimal string over gRPC, whose `InferParameter` has no floating-point field).
 from __future__ import annotations
 
 import logging
+import threading
 from abc import abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -20,7 +21,9 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from .admission import Admission
 from .batching import DynamicBatcher
 from .dataplane import PLATFORM
+from .engines import Tower, Trial, choose
 from .loading import LoadedModel, load_model
+from .memory import release_freed_memory
 from .metrics import INFERENCE_ERRORS, INVALID_INPUT, expose_at_zero
 from .settings import Settings
 from .threads import ThreadSplit, thread_count
@@ -34,12 +37,15 @@ logger = logging.getLogger(__name__)
 class ClipModel(Model, Generic[T]):
     """One CLIP tower served over the Open Inference Protocol with dynamic batching.
 
-    As in KServe, `load()` loads: the open_clip model, then the batcher sized for its device, then one
-    warm-up pass; the model is ready after it. What it loaded is `loaded`.
+    As in KServe, `load()` loads: the open_clip model, then the tower's engine (`predictors.engines`:
+    chosen by a trial on the model, or forced by flag), the threads, the batcher sized for its device,
+    then warm-up passes; the model is ready after them. What it loaded is `loaded`; what runs it, `tower`.
     """
 
     input_name: ClassVar[str]
     loaded: LoadedModel
+    tower: Tower
+    trial: Trial
     threads: ThreadSplit
     batcher: DynamicBatcher[T]
     admission: Admission
@@ -49,6 +55,7 @@ class ClipModel(Model, Generic[T]):
         super().__init__(settings.model_name)
         self.settings = settings
         self._wedged = False
+        self._pass = threading.local()  # `alone` of the pass the calling forward worker is about to run
         expose_at_zero(settings.model_name)
 
     def load(self) -> bool:
@@ -63,20 +70,44 @@ class ClipModel(Model, Generic[T]):
             "embed_dim": loaded.embed_dim,
             "logit_scale": loaded.logit_scale,
         }
-        self.threads = ThreadSplit.of(s.num_threads, s.forward_workers, loaded.device, threads)
-        self._encode_numpy(self.warmup_items())
-        self.threads = self.threads.one_thread_if_short(lambda: self._encode_numpy(self.warmup_items()))
+        split = ThreadSplit.of(s.num_threads, s.forward_workers, loaded.device, threads)
+        self.tower, self.trial = choose(s, loaded, s.kind, split)
+        self.threads = self._probe_threads(split)
+        self.tower.prepare()
+        for alone in (True, False):  # warms what both kinds of pass run on
+            self._encode_numpy(self.warmup_items(), alone)
+        release_freed_memory()
         self.batcher = DynamicBatcher(
             self._encode_numpy,
             model_name=s.model_name,
             max_batch_size=s.max_batch_size,
             max_delay_s=s.max_batch_delay_ms / 1000,
             workers=self.threads.workers,
-            before_pass=lambda alone: self.threads.before_pass(alone),
+            before_pass=self._before_pass,
         )
         self.admission = Admission(s.model_name, s.max_queue_items)
         self.ready = True
         return self.ready
+
+    def _probe_threads(self, split: ThreadSplit) -> ThreadSplit:
+        """`split`, or one thread everywhere if the chosen tower's 1-item pass on one thread is short
+        (`ThreadSplit.one_thread_if_short`); a cut that changes the threads the trial ran on runs the
+        trial again on the new ones (the model is small, so that is quick)."""
+        if not split.probe:
+            return split
+        self.tower.use(ThreadSplit(split.workers, 1, 1))
+        self._encode_numpy(self.warmup_items(), True)  # the first pass on a new thread count makes it
+        cut = split.one_thread_if_short(lambda: self._encode_numpy(self.warmup_items(), True))
+        if cut.shared != split.shared and self.trial.seconds:
+            self.tower.close()
+            self.tower, self.trial = choose(self.settings, self.loaded, self.settings.kind, cut)
+        self.tower.use(cut)
+        return cut
+
+    def _before_pass(self, alone: bool) -> None:
+        """Run by the batcher in the forward worker's thread before each pass."""
+        self.threads.before_pass(alone)  # torch's thread count is per OS thread
+        self._pass.alone = alone
 
     def stall(self) -> str | None:
         """Why this model's forward passes are wedged (see `predictors.liveness`), or None."""
@@ -100,17 +131,20 @@ class ClipModel(Model, Generic[T]):
         """Turn request elements into batchable items; raise `InvalidInput` naming a bad element."""
 
     @abstractmethod
-    def encode(self, items: list[T]) -> torch.Tensor:
-        """Embeddings [len(items), D] of one batch; runs in the batcher's thread."""
+    def encode(self, items: list[T], alone: bool) -> torch.Tensor:
+        """Embeddings [len(items), D] of one batch through `tower.encode`; runs in the batcher's thread.
+        `alone`: no other pass runs beside this one (see `predictors.batching`)."""
 
     def stop(self) -> None:
         if self.ready:
             self.batcher.close()
         super().stop()
 
-    def _encode_numpy(self, items: list[T]) -> np.ndarray:
+    def _encode_numpy(self, items: list[T], alone: bool | None = None) -> np.ndarray:
+        if alone is None:
+            alone = getattr(self._pass, "alone", True)
         with torch.inference_mode():
-            embeddings = self.encode(items).float()
+            embeddings = self.encode(items, alone).float()
             embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
         return embeddings.cpu().numpy()
 
@@ -151,8 +185,10 @@ class ClipModel(Model, Generic[T]):
             "parameters": {
                 **self.info,
                 "device": str(self.loaded.device),
-                "precision": str(self.loaded.dtype).removeprefix("torch."),
-                "cpu_kernels": self.loaded.kernels,
+                "engine": self.tower.choice.engine,
+                "cpu_kernels": self.tower.choice.kernels,
+                "precision": self.tower.choice.precision,
+                "engine_trial": str(self.trial),
                 "forward_workers": self.threads.workers,
                 "torch_threads": self.threads.total,
                 "torch_threads_source": self.threads.source,

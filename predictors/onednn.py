@@ -40,6 +40,35 @@ def _fits(x: Tensor, weight: Tensor) -> bool:
     return x.dtype == weight.dtype == torch.float32 and x.device.type == weight.device.type == "cpu"
 
 
+def serves(
+    mha: nn.MultiheadAttention,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    key_padding_mask: Tensor | None,
+    need_weights: bool,
+    attn_mask: Tensor | None,
+    is_causal: bool,
+) -> bool:
+    """Whether this call of `mha` is batch-first self-attention that its packed input projection,
+    `scaled_dot_product_attention` and its output projection answer exactly as `mha` itself does."""
+    return (
+        key is query
+        and value is query
+        and key_padding_mask is None
+        and not need_weights
+        and not is_causal
+        and (attn_mask is None or (attn_mask.dim() == 2 and attn_mask.is_floating_point()))
+        and mha.batch_first
+        # `_qkv_same_embed_dim` is private, checked against torch==2.14.1: one packed in_proj_weight.
+        and mha._qkv_same_embed_dim
+        and mha.bias_k is None
+        and not mha.add_zero_attn
+        and not (mha.training and mha.dropout > 0)
+        and query.dim() == 3
+    )
+
+
 class OneDnnLinear(nn.Linear):
     """`nn.Linear` whose fp32 CPU forward runs on oneDNN."""
 
@@ -63,22 +92,8 @@ class OneDnnSelfAttention(nn.MultiheadAttention):
         average_attn_weights: bool = True,
         is_causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        served = (
-            key is query
-            and value is query
-            and key_padding_mask is None
-            and not need_weights
-            and not is_causal
-            and (attn_mask is None or (attn_mask.dim() == 2 and attn_mask.is_floating_point()))
-            and self.batch_first
-            # `_qkv_same_embed_dim` is private, checked against torch==2.14.1: one packed in_proj_weight.
-            and self._qkv_same_embed_dim
-            and self.bias_k is None
-            and not self.add_zero_attn
-            and not (self.training and self.dropout > 0)
-            and query.dim() == 3
-            and _fits(query, self.in_proj_weight)
-        )
+        served = serves(self, query, key, value, key_padding_mask, need_weights, attn_mask, is_causal)
+        served = served and _fits(query, self.in_proj_weight)
         if not served:
             return super().forward(
                 query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal

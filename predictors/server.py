@@ -1,7 +1,8 @@
 """Start one CLIP predictor: read settings, load and warm up the model, serve REST and gRPC.
 
-Quiet by default: one log line at start (model, device, precision, batching, ports), warnings and
-errors after that. `--enable_latency_logging true` adds KServe's per-request timing and access lines;
+Quiet by default: one log line at start (model, device, engine and precision, batching, ports), after
+the lines of what was decided at load (the engine trial, the thread probe, a conversion), then warnings
+and errors only. `--enable_latency_logging true` adds KServe's per-request timing and access lines;
 `--log_config_file` replaces the whole logging configuration.
 
 Liveness (`GET /v2/health/live`, which the chart's liveness and startup probes use, and KServe's `GET /`)
@@ -10,7 +11,8 @@ answers 503 `{"live": false, "error": <why>}` while forward passes are wedged (s
 gRPC `ServerLive` then fails with UNAVAILABLE.
 
 Besides KServe's v2 routes, `GET /v2/models/{name}/config` answers a Triton-style model configuration
-whose `parameters` hold `arch`, `pretrained`, `embed_dim`, `logit_scale`, device, precision and limits
+whose `parameters` hold `arch`, `pretrained`, `embed_dim`, `logit_scale`, the device, the engine, its
+kernels and precision and the trial that chose them (`predictors.engines`), threads and limits
 (`tritonclient.http.InferenceServerClient.get_model_config(name)` reads it).
 
 Infer calls with the binary tensor extension (the gateway's) take a shorter road past FastAPI's
@@ -138,12 +140,11 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
     if loaded.pretrained == "none":
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
     logger.info(
-        "serving %s: arch=%s pretrained=%s embed_dim=%d on %s %s (%s kernels), batches up to %d items "
-        "within %g ms, up to %d forward pass(es) at once on %d torch threads (%d each when they overlap; "
+        "serving %s: arch=%s pretrained=%s embed_dim=%d on %s with %s (by %s), batches up to %d items "
+        "within %g ms, up to %d forward pass(es) at once on %d threads (%d each when they overlap; "
         "threads from %s), at most %d items held, stall bound %g s, HTTP :%d gRPC :%s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
-        str(loaded.dtype).removeprefix("torch."), loaded.kernels, settings.max_batch_size,
-        settings.max_batch_delay_ms,
+        model.tower.choice, model.trial.how, settings.max_batch_size, settings.max_batch_delay_ms,
         model.threads.workers, model.threads.total, model.threads.shared, model.threads.source,
         settings.max_queue_items, settings.stall_timeout_s, settings.http_port,
         settings.grpc_port if settings.enable_grpc else "off",

@@ -17,6 +17,10 @@ bench/results/tune-*.md. What they rest on:
 - No batch delay: items that queue while a CPU pass runs are batched anyway, and a delay only adds
   latency when little is queued. On a GPU, where a pass is short, a few milliseconds of delay can pay:
   set it there.
+
+What depends on the processor is not a default frozen here: the engine and its kernels (`--engine`,
+`--cpu_kernels`, `auto`) are timed on the model at load (`predictors.engines`), and docs/configuration.md
+lists every choice made at load and how.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: 2 on a 
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
+CPU_KERNELS = ("auto", "onednn", "torch")
 DEFAULT_STALL_TIMEOUT_S = 120.0
 
 
@@ -73,6 +79,7 @@ class Settings:
     pretrained: str | None
     device: str
     precision: str
+    engine: str
     cpu_kernels: str
     num_threads: int
     forward_workers: int
@@ -129,20 +136,35 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         help="pretrained tag, checkpoint file, or 'none' (random weights, benchmarks only)",
     )
     add("--device", default=_env("CLIP_DEVICE", "auto"), choices=DEVICES, help="auto: cuda when usable")
-    add("--precision", default=_env("CLIP_PRECISION", "auto"), choices=PRECISIONS)
+    add(
+        "--precision",
+        default=_env("CLIP_PRECISION", "auto"),
+        choices=PRECISIONS,
+        help="auto: fp16 on a GPU, fp32 on a CPU",
+    )
+    add(
+        "--engine",
+        default=_env("CLIP_ENGINE", "auto"),
+        choices=ENGINES,
+        help="what runs the tower on a CPU at fp32: torch, or onnxruntime / openvino on the tower "
+        "converted to ONNX at load (cached in the model dir when it is writable). auto: every one "
+        "installed is timed on this model at load, on a pass like one under load, and the fastest "
+        "serves (the trial is in the log and in /v2/models/{name}/config). A GPU, and fp16/bf16, run torch",
+    )
     add(
         "--cpu_kernels",
-        default=_env("CLIP_CPU_KERNELS", "onednn"),
-        choices=["onednn", "torch"],
-        help="fp32 linear layers on a CPU: onednn (uses AVX-512 on AMD CPUs too, where torch's BLAS "
-        "does not) or torch's own BLAS",
+        default=_env("CLIP_CPU_KERNELS", "auto"),
+        choices=CPU_KERNELS,
+        help="fp32 linear layers when torch runs the tower on a CPU: onednn (uses AVX-512 on AMD CPUs "
+        "too, where torch's BLAS does not) or torch's own BLAS. auto: both take part in the --engine "
+        "trial; naming one keeps only that one for torch",
     )
     add(
         "--num_threads",
         type=_at_least(0, int),
         default=_env("CLIP_NUM_THREADS", DEFAULT_THREADS[kind]),
-        help="torch intra-op threads of the forward passes; 0: one per core the process may use (its CPU "
-        "affinity, capped by a container CPU limit), kept for a pass alone only "
+        help="intra-op threads of the forward passes (torch's or the engine's); 0: one per core the "
+        "process may use (its CPU affinity, capped by a container CPU limit), kept for a pass alone only "
         "if the model gains from them (timed at load). A pass alone uses all; passes that overlap share",
     )
     add(
@@ -213,7 +235,12 @@ def read_settings(kind: Kind, argv: Sequence[str] | None = None) -> Settings:
     parser = build_parser(kind)
     values = vars(parser.parse_args(argv))  # argparse also converts and checks string defaults from env
     # argparse checks `choices` on flags only, not on defaults, so values read from env are checked here.
-    for flag, allowed in (("device", DEVICES), ("precision", PRECISIONS)):
+    for flag, allowed in (
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+        ("engine", ENGINES),
+        ("cpu_kernels", CPU_KERNELS),
+    ):
         if values[flag] not in allowed:
             parser.error(f"--{flag} (or CLIP_{flag.upper()}) must be one of {list(allowed)}")
     if values["max_queue_items"] < values["max_items"]:

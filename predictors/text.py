@@ -19,7 +19,6 @@ comma-separated string of integers (v2 parameters hold no lists).
 from __future__ import annotations
 
 import asyncio
-from functools import cached_property
 from typing import Any
 
 import torch
@@ -28,7 +27,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from .model import ClipModel
 from .server import run
-from .text_encoding import can_trim, encode_text, token_counts
+from .text_encoding import token_counts
 from .v2wire import read_elements
 
 
@@ -52,20 +51,14 @@ class ClipTextModel(ClipModel[str]):
 
     input_name = "text"
 
-    @cached_property
-    def trim(self) -> bool:
-        """Whether batches run at their real token length (see predictors.text_encoding)."""
-        return can_trim(self.loaded.model)
-
     def warmup_items(self) -> list[str]:
         return ["a photo of a cat"]
 
     async def prepare(self, elements: list[Any]) -> list[str]:
         return [_text(e, i, self.settings.max_text_chars) for i, e in enumerate(elements)]
 
-    def encode(self, items: list[str]) -> torch.Tensor:
-        tokens = self.loaded.tokenizer(items).to(self.loaded.device)
-        return encode_text(self.loaded.model, tokens, self.trim)
+    def encode(self, items: list[str], alone: bool) -> torch.Tensor:
+        return self.tower.encode(self.loaded.tokenizer(items), alone)  # at their token length, see tower
 
     def limits(self) -> dict[str, int]:
         return {"max_text_chars": self.settings.max_text_chars}

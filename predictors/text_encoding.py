@@ -50,8 +50,9 @@ def encode_text(model: torch.nn.Module, tokens: torch.Tensor, trim: bool) -> tor
 
 
 def encode_at_length(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Text features of `tokens` already cut to their real length ([batch, length], length at most the
-    context); the length comes from the tensor's shape, so a traced export keeps it dynamic."""
+    """Text features of `tokens` already cut to their length ([batch, length] token ids, `length` at most
+    the context), for a model where `can_trim`. The length is read from the ids' shape, so a traced
+    export keeps it a dynamic axis."""
     assert isinstance(model, CLIP)
     length = tokens.shape[1]
     cast_dtype = model.transformer.get_cast_dtype()

@@ -1,4 +1,5 @@
-"""How many forward passes run at once, and on how many torch threads each.
+"""How many forward passes run at once, and on how many threads each (torch's, or the engine's:
+`predictors.engines` runs a tower on `ThreadSplit.total` or `shared` threads).
 
 The thread count is `--num_threads`, or else one per CPU the process may use: torch's default (one
 per physical core, or OMP_NUM_THREADS) capped by the CPUs of `predictors.cpus` (affinity and the

@@ -22,12 +22,12 @@ from predictors.text import ClipTextModel
 class HeldTextModel(ClipTextModel):
     """`ClipTextModel` whose passes are delayed, and held while HOLD_FILE exists."""
 
-    def encode(self, items: list[str]) -> torch.Tensor:
+    def encode(self, items: list[str], alone: bool) -> torch.Tensor:
         time.sleep(float(os.environ.get("PASS_DELAY_S", "0")))
         hold = Path(os.environ["HOLD_FILE"])
         while hold.exists():
             time.sleep(0.05)
-        return super().encode(items)
+        return super().encode(items, alone)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,9 @@ def test_metadata_and_config_describe_the_model(tower: Tower) -> None:
     assert config["platform"] == "open_clip"
     assert_parameters(config["parameters"], tower)
     assert config["parameters"]["device"] == "cpu"
-    assert config["parameters"]["cpu_kernels"] == "onednn"  # the default on a CPU, fp32
+    assert config["parameters"]["precision"] == "fp32"  # the default on a CPU
+    assert config["parameters"]["engine"] in ("torch", "onnxruntime", "openvino")  # by trial at load
+    assert "ms" in config["parameters"]["engine_trial"]
 
 
 def test_unknown_model_is_404(tower: Tower) -> None:

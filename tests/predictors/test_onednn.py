@@ -134,7 +134,7 @@ def test_attention_answers_as_torch_for_every_call(case: str, monkeypatch: pytes
 
 @process_fixture(scope="module")
 def torch_kernels_server(tiny_dir: Path, log_dir: Path) -> Iterator[Program]:
-    yield from serve("text", tiny_dir, log_dir, "--cpu_kernels", "torch")
+    yield from serve("text", tiny_dir, log_dir, "--engine", "torch", "--cpu_kernels", "torch")
 
 
 def test_torch_kernels_can_be_chosen(torch_kernels_server: Program, tiny_ref: Reference) -> None:
@@ -144,4 +144,5 @@ def test_torch_kernels_can_be_chosen(torch_kernels_server: Program, tiny_ref: Re
     assert r.status_code == 200, r.text
     out = r.json()["outputs"][0]
     assert_same_embeddings(np.array(out["data"]).reshape(out["shape"]), tiny_ref.texts(TEXTS), 0.99999)
-    assert httpx.get(f"{base}/config").json()["parameters"]["cpu_kernels"] == "torch"
+    params = httpx.get(f"{base}/config").json()["parameters"]
+    assert (params["engine"], params["cpu_kernels"]) == ("torch", "torch")

@@ -43,10 +43,18 @@ def test_forward_workers_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_cpu_kernels_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLIP_CPU_KERNELS", raising=False)
-    assert read_settings("image", []).cpu_kernels == "onednn"
+    assert read_settings("image", []).cpu_kernels == "auto"  # decided at load (predictors.engines)
     monkeypatch.setenv("CLIP_CPU_KERNELS", "torch")
     assert read_settings("text", []).cpu_kernels == "torch"
     assert read_settings("text", ["--cpu_kernels", "onednn"]).cpu_kernels == "onednn"
+
+
+def test_engine_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIP_ENGINE", raising=False)
+    assert read_settings("image", []).engine == "auto"  # decided at load (predictors.engines)
+    monkeypatch.setenv("CLIP_ENGINE", "openvino")
+    assert read_settings("image", []).engine == "openvino"
+    assert read_settings("text", ["--engine", "onnxruntime"]).engine == "onnxruntime"
 
 
 def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,6 +76,9 @@ def test_flag_beats_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({}, ["--forward_workers", "-1"]),
         ({"CLIP_NUM_THREADS": "-2"}, []),
         ({}, ["--cpu_kernels", "mkl"]),
+        ({"CLIP_CPU_KERNELS": "mkl"}, []),
+        ({}, ["--engine", "tensorrt"]),
+        ({"CLIP_ENGINE": "tensorrt"}, []),
         ({"CLIP_PRECISION": "int4"}, []),
         ({}, ["--stall_timeout_s", "0"]),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +66,11 @@ def gateway_server(image_url: str, text_url: str, log_dir: Path, **env: str) -> 
     )
 
 
-def plan_stack(model_dir: Path, log_dir: Path) -> LocalStack:
-    """The stack, not started yet: ports are chosen, so a Prometheus config can name them up front."""
-    image = predictor("image", model_dir, log_dir)
-    text = predictor("text", model_dir, log_dir)
+def plan_stack(model_dir: Path, log_dir: Path, predictor_args: Sequence[str] = ()) -> LocalStack:
+    """The stack, not started yet: ports are chosen, so a Prometheus config can name them up front.
+    `predictor_args`: more flags of both predictors."""
+    image = predictor("image", model_dir, log_dir, predictor_args)
+    text = predictor("text", model_dir, log_dir, predictor_args)
     gateway = gateway_server(image.url, text.url, log_dir)
     return LocalStack({"clip-gateway": gateway, "clip-image": image, "clip-text": text}, log_dir)
 

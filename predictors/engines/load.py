@@ -1,0 +1,161 @@
+"""Build a tower for a choice (`build`), or choose one among the candidates by a trial (`choose`).
+
+A candidate that cannot serve under `--engine auto` (its conversion or engine fails, or its features
+are not torch's) is dropped with one warning and the others still compete; a choice the flags leave
+alone (forced, or the only one) that cannot serve stops the load with one `ModelLoadError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+
+from ..loading import LoadedModel, ModelLoadError
+from ..settings import Settings
+from ..text_encoding import can_trim
+from ..threads import ThreadSplit
+from . import trial
+from .choice import Choice, candidates, why_none
+from .tower import Tower
+
+Builder = Callable[[Choice, LoadedModel, str, bool, ThreadSplit], Tower]
+
+logger = logging.getLogger(__name__)
+
+
+def _torch(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
+    from .torch_tower import TorchTower
+
+    return TorchTower(choice, kind, trim, split, loaded.model, loaded.device, loaded.dtype)
+
+
+def _onnxruntime(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
+    from .onnx_export import onnx_file
+    from .ort_tower import OrtTower
+
+    return OrtTower(choice, kind, trim, split, onnx_file(loaded, kind, trim))
+
+
+def _openvino(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
+    from .onnx_export import onnx_file
+    from .openvino_tower import OpenVinoTower
+
+    return OpenVinoTower(choice, kind, trim, split, onnx_file(loaded, kind, trim))
+
+
+# (engine, precision): the function that builds such a tower. int8 builders are registered by the
+# module that quantizes (`register`).
+BUILDERS: dict[tuple[str, str], Builder] = {
+    **{("torch", p): _torch for p in ("fp32", "fp16", "bf16")},
+    ("onnxruntime", "fp32"): _onnxruntime,
+    ("openvino", "fp32"): _openvino,
+}
+
+
+def register(engine: str, precision: str, builder: Builder) -> None:
+    """Let `build` make `engine` towers at `precision` with `builder`."""
+    BUILDERS[engine, precision] = builder
+
+
+def build(choice: Choice, loaded: LoadedModel, kind: str, threads: ThreadSplit) -> Tower:
+    """The `kind` ("image" or "text") tower of `loaded` run by `choice`, on `threads`."""
+    builder = BUILDERS.get((choice.engine, choice.precision))
+    if builder is None:
+        raise ValueError(f"{choice} is not built in")
+    return builder(choice, loaded, kind, kind == "text" and can_trim(loaded.model), threads)
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _why_alone(settings: Settings, device: torch.device, choice: Choice) -> str:
+    if settings.engine != "auto":
+        return f"--engine {settings.engine}" + (
+            f" --cpu_kernels {settings.cpu_kernels}" if settings.cpu_kernels != "auto" else ""
+        )
+    if device.type != "cpu" or choice.precision != "fp32":
+        return f"{device.type} {choice.precision} runs torch"
+    return "the only candidate installed"
+
+
+def _serving(choice: Choice, loaded: LoadedModel, kind: str, threads: ThreadSplit, how: str) -> Tower:
+    """The one tower there is to serve with; ModelLoadError naming the choice if it cannot."""
+    try:
+        tower = build(choice, loaded, kind, threads)
+        if choice != Choice("torch", "torch", choice.precision):
+            trial.Parity(_reference(loaded, kind, threads), loaded).check(tower)
+    except Exception as e:
+        raise ModelLoadError(f"{choice} cannot serve the {kind} tower ({how}): {_reason(e)}") from e
+    return tower
+
+
+def _reference(loaded: LoadedModel, kind: str, threads: ThreadSplit) -> Tower:
+    """torch's own fp32 path: what every other choice's features must equal."""
+    return build(Choice("torch", "torch", "fp32"), loaded, kind, threads)
+
+
+def choose(
+    settings: Settings, loaded: LoadedModel, kind: str, threads: ThreadSplit
+) -> tuple[Tower, trial.Trial]:
+    """The fastest of `candidates(settings, loaded.device)` for the `kind` tower, by a trial on
+    `threads`, and the trial; the only candidate, untimed, where there is one."""
+    options = candidates(settings, loaded.device)
+    if not options:
+        raise ModelLoadError(why_none(settings, loaded.device))
+    loading_threads = torch.get_num_threads()  # the checks' and the trial's torch passes set their own
+    try:
+        if len(options) == 1:
+            how = _why_alone(settings, loaded.device, options[0])
+            return _serving(options[0], loaded, kind, threads, how), trial.Trial(options[0], how=how)
+        return _run_trial(settings, loaded, kind, threads, options)
+    finally:
+        torch.set_num_threads(loading_threads)
+
+
+def _run_trial(
+    settings: Settings, loaded: LoadedModel, kind: str, threads: ThreadSplit, options: list[Choice]
+) -> tuple[Tower, trial.Trial]:
+    started = time.monotonic()
+    try:
+        reference = _reference(loaded, kind, threads)
+    except Exception as e:
+        raise ModelLoadError(f"torch cannot run the {kind} tower: {_reason(e)}") from e
+    parity = trial.Parity(reference, loaded)
+    towers: dict[Choice, Tower] = {}
+    dropped: dict[Choice, str] = {}
+    for choice in options:
+        try:
+            tower = reference if choice == reference.choice else build(choice, loaded, kind, threads)
+            parity.check(tower)
+            towers[choice] = tower
+        except Exception as e:
+            dropped[choice] = _reason(e)
+            logger.warning("%s tower: %s dropped from the engine trial: %s", kind, choice, dropped[choice])
+    if not towers:
+        raise ModelLoadError(f"no engine can serve the {kind} tower: " + "; ".join(
+            f"{c}: {why}" for c, why in dropped.items()))  # fmt: skip
+    if len(towers) == 1:
+        ((choice, tower),) = towers.items()
+        return tower, trial.Trial(choice, dropped=dropped, how="the only candidate that loaded")
+    built = time.monotonic()
+    per_worker = -(-settings.max_batch_size // threads.workers)
+    n = trial.batch_size(reference, loaded, threads, per_worker)
+    seconds = trial.time_towers(towers, trial.inputs(loaded, kind, n), threads.workers)
+    winner = min(seconds, key=seconds.__getitem__)
+    for choice, tower in towers.items():
+        if choice != winner:
+            tower.close()
+    items = "image(s)" if kind == "image" else "text(s)"
+    workload = (
+        f"{threads.workers} pass(es) at once of {n} {items} on {threads.shared} thread(s) each, "
+        f"best of {trial.ROUNDS} interleaved rounds"
+    )
+    result = trial.Trial(winner, seconds, dropped, workload)
+    logger.info("%s tower engine trial (%s): %s; chose %s (building and checking %.1f s, timing %.1f s)",
+                kind, workload, result, winner, built - started, time.monotonic() - built)  # fmt: skip
+    return towers[winner], result
