@@ -26,7 +26,7 @@ import open_clip
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from predictors.onnx_export import export_tower
+from predictors.engines.onnx_export import export_model
 from predictors.quantize import quantize_onnx, quantize_torch
 from predictors.text_encoding import encode_text, token_length
 
@@ -72,7 +72,9 @@ def openvino_model(path: Path, threads: int) -> Encode:
     return lambda x: torch.from_numpy(compiled(x.numpy())[0])
 
 
-def variants(model: Any, workdir: Path, threads: int, with_openvino: bool) -> dict[str, dict[str, Encode]]:
+def variants(
+    model: Any, tokenizer: Any, workdir: Path, threads: int, with_openvino: bool
+) -> dict[str, dict[str, Encode]]:
     """Every variant of each tower, keyed "image"/"text" then by name; texts come already trimmed."""
     int8_all: Any = quantize_torch(copy.deepcopy(model))
     int8_mlp: Any = quantize_torch(copy.deepcopy(model), attention=False)
@@ -89,7 +91,7 @@ def variants(model: Any, workdir: Path, threads: int, with_openvino: bool) -> di
         },
     }
     for kind in ("image", "text"):
-        fp32 = export_tower(model, kind, workdir / f"{kind}.onnx")
+        fp32 = export_model(model, tokenizer, kind, kind == "text", workdir / f"{kind}.onnx")
         out[kind]["onnxruntime fp32"] = ort_session(fp32, threads)
         for name, options in ONNX_INT8.items():
             dst = workdir / f"{kind}-{name.replace(' ', '-')}.onnx"
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = tokens[:, : token_length(tokens)]
     inputs = {"image": images, "text": tokens}
     with tempfile.TemporaryDirectory() as tmp:
-        towers = variants(model, Path(tmp), args.threads, args.openvino)
+        towers = variants(model, tokenizer, Path(tmp), args.threads, args.openvino)
         results: dict[str, dict[str, list[tuple[float, float]]]] = {
             k: {n: [] for n in v} for k, v in towers.items()
         }

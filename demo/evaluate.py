@@ -21,7 +21,7 @@ from PIL import Image
 
 from demo import model as demo_model
 from demo import shapes
-from predictors.onnx_export import export_tower
+from predictors.engines.onnx_export import INPUT, export_model
 from predictors.quantize import quantize_onnx, quantize_torch
 from predictors.text_encoding import token_length
 
@@ -65,11 +65,11 @@ class OnnxClip:
         return self
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        return self._features(self._image.run(None, {"image": images.numpy()})[0], normalize)
+        return self._features(self._image.run(None, {INPUT: images.numpy()})[0], normalize)
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         tokens = tokens[:, : token_length(tokens)]
-        return self._features(self._text.run(None, {"tokens": tokens.numpy()})[0], normalize)
+        return self._features(self._text.run(None, {INPUT: tokens.numpy()})[0], normalize)
 
     @staticmethod
     def _features(array: Any, normalize: bool) -> torch.Tensor:
@@ -77,13 +77,13 @@ class OnnxClip:
         return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
 
-def variant(model: Any, engine: str, precision: str, workdir: Path) -> Any:
+def variant(model: Any, tokenizer: Any, engine: str, precision: str, workdir: Path) -> Any:
     """`model` on `engine` at `precision`: itself, itself quantized in place, or ONNX Runtime sessions
     of its towers exported (and quantized) under `workdir`."""
     if engine == "torch":
         return quantize_torch(model) if precision == "int8" else model
     workdir.mkdir(parents=True, exist_ok=True)
-    paths = [export_tower(model, kind, workdir / f"{kind}.onnx") for kind in ("image", "text")]
+    paths = [export_model(model, tokenizer, k, k == "text", workdir / f"{k}.onnx") for k in ("image", "text")]
     if precision == "int8":
         paths = [quantize_onnx(p, p.with_suffix(".int8.onnx")) for p in paths]
     return OnnxClip(*paths)
@@ -100,7 +100,7 @@ def evaluate(
     """Held-out accuracy as drawn (PNG-exact) and after a JPEG round trip, on `engine` at `precision`."""
     loaded, transform, tokenizer = demo_model.load(model_dir)
     with tempfile.TemporaryDirectory() as workdir:
-        model = variant(loaded, engine, precision, Path(workdir))
+        model = variant(loaded, tokenizer, engine, precision, Path(workdir))
     items = shapes.heldout(per_class, seed)
     jpeg_items = [(c, s, jpeg_round_trip(image, jpeg_quality)) for c, s, image in items]
     return {

@@ -175,11 +175,16 @@ def load_model(settings: Settings) -> LoadedModel:
 
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.precision, device)
+    if precision == "int8" and device.type != "cpu":
+        raise ModelLoadError(f"--precision int8 runs on a CPU only, not {device.type}")
     src = _source(settings)
     try:
         with _open_clip_logs_muted():
             model = open_clip.create_model(
-                src.name, pretrained=src.pretrained, precision=precision, device=device
+                src.name,
+                pretrained=src.pretrained,
+                precision="fp32" if precision == "int8" else precision,  # quantized by the engine
+                device=device,
             )
             tokenizer = open_clip.get_tokenizer(src.name)
     except Exception as e:

@@ -44,7 +44,7 @@ DEFAULT_FORWARD_WORKERS: dict[Kind, int] = {"image": 0, "text": 1}  # 0: 2 on a 
 
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 CPU_KERNELS = ("auto", "onednn", "torch")
 DEFAULT_STALL_TIMEOUT_S = 120.0
@@ -140,7 +140,8 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         "--precision",
         default=_env("CLIP_PRECISION", "auto"),
         choices=PRECISIONS,
-        help="auto: fp16 on a GPU, fp32 on a CPU",
+        help="auto: fp16 on a GPU, fp32 on a CPU. int8 (CPU only, never the default): dynamic quantization "
+        "of the linear layers, faster but with embeddings slightly off fp32 (docs/configuration.md)",
     )
     add(
         "--engine",

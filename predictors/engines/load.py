@@ -7,6 +7,7 @@ alone (forced, or the only one) that cannot serve stops the load with one `Model
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -46,12 +47,30 @@ def _openvino(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split:
     return OpenVinoTower(choice, kind, trim, split, onnx_file(loaded, kind, trim))
 
 
-# (engine, precision): the function that builds such a tower. int8 builders are registered by the
-# module that quantizes (`register`).
+def _torch_int8(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
+    from ..quantize import quantize_torch
+    from .torch_tower import TorchTower
+
+    model = quantize_torch(copy.deepcopy(loaded.model))
+    return TorchTower(choice, kind, trim, split, model, loaded.device, loaded.dtype)
+
+
+def _onnxruntime_int8(
+    choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit
+) -> Tower:
+    from .onnx_export import int8_file
+    from .ort_tower import OrtTower
+
+    return OrtTower(choice, kind, trim, split, int8_file(loaded, kind, trim))
+
+
+# (engine, precision): the function that builds such a tower; more can be added with `register`.
 BUILDERS: dict[tuple[str, str], Builder] = {
     **{("torch", p): _torch for p in ("fp32", "fp16", "bf16")},
     ("onnxruntime", "fp32"): _onnxruntime,
     ("openvino", "fp32"): _openvino,
+    ("torch", "int8"): _torch_int8,
+    ("onnxruntime", "int8"): _onnxruntime_int8,
 }
 
 

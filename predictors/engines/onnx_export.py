@@ -134,19 +134,25 @@ def cache_dir(loaded: LoadedModel) -> Path | None:
     return directory if os.access(directory, os.W_OK) else None
 
 
-def _example(loaded: LoadedModel, kind: str, trim: bool) -> torch.Tensor:
+def _example(model: nn.Module, tokenizer: Any, kind: str, trim: bool) -> torch.Tensor:
     if kind == "image":
-        size: Any = loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
+        size: Any = model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
         height, width = (size, size) if isinstance(size, int) else size
         return torch.zeros(2, 3, height, width)
-    tokens: torch.Tensor = loaded.tokenizer(TRACE_TEXTS)
+    tokens: torch.Tensor = tokenizer(TRACE_TEXTS)
     return tokens[:, : token_length(tokens)] if trim else tokens
 
 
 def export(loaded: LoadedModel, kind: str, trim: bool, path: Path) -> None:
-    """Write the tower as ONNX to `path` (through a temporary file next to it)."""
+    """Write the loaded model's tower as ONNX to `path` (through a temporary file next to it)."""
+    export_model(loaded.model, loaded.tokenizer, kind, trim, path)
+
+
+def export_model(model: nn.Module, tokenizer: Any, kind: str, trim: bool, path: Path) -> Path:
+    """Write `model`'s `kind` tower as ONNX to `path` (input `input`, output `features`; for text with
+    `trim` the ids come cut to their real length, that axis dynamic); returns `path`."""
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    module = tower_module(traceable(loaded.model), kind, trim).eval()
+    module = tower_module(traceable(model), kind, trim).eval()
     try:
         # The exporter warns about every Python number it traces as a constant; the shapes it must keep
         # dynamic are checked by the trial's parity inputs instead (`predictors.engines.trial`).
@@ -154,7 +160,7 @@ def export(loaded: LoadedModel, kind: str, trim: bool, path: Path) -> None:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module,
-                (_example(loaded, kind, trim),),
+                (_example(model, tokenizer, kind, trim),),
                 str(partial),
                 dynamo=False,
                 opset_version=OPSET,
@@ -165,6 +171,7 @@ def export(loaded: LoadedModel, kind: str, trim: bool, path: Path) -> None:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+    return path
 
 
 def onnx_file(loaded: LoadedModel, kind: str, trim: bool) -> Path:
@@ -193,3 +200,21 @@ def onnx_file(loaded: LoadedModel, kind: str, trim: bool) -> Path:
                         where, path.parent)  # fmt: skip
         _done[key] = path
         return path
+
+
+def int8_file(loaded: LoadedModel, kind: str, trim: bool) -> Path:
+    """The tower's ONNX file quantized to int8 (`predictors.quantize.quantize_onnx`), beside the fp32 one
+    (cached where that is)."""
+    from ..quantize import quantize_onnx
+
+    fp32 = onnx_file(loaded, kind, trim)
+    path = fp32.with_name(f"{fp32.stem}-int8.onnx")
+    with _lock:
+        if not path.is_file():
+            partial = path.with_name(f"{path.name}.{os.getpid()}.partial.onnx")
+            try:
+                quantize_onnx(fp32, partial)
+                partial.replace(path)
+            finally:
+                partial.unlink(missing_ok=True)
+    return path

@@ -13,7 +13,7 @@ import torch
 
 from demo import evaluate, shapes
 from demo import model as demo_model
-from predictors.onnx_export import export_tower
+from predictors.engines.onnx_export import INPUT, export_model
 from predictors.quantize import quantize_onnx, quantize_torch, swap_attention
 from predictors.text_encoding import encode_text, token_length
 from tests.support.models import DEMO_MODEL_DIR, TINY_VIT
@@ -62,7 +62,7 @@ def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> Callable[[open_clip.
         if (id(model), False) not in done:
             workdir = tmp_path_factory.mktemp("onnx")
             done[id(model), False] = [
-                export_tower(model, k, workdir / f"{k}.onnx") for k in ("image", "text")
+                export_model(model, tokens, k, k == "text", workdir / f"{k}.onnx") for k in ("image", "text")
             ]
         if int8 and (id(model), True) not in done:
             done[id(model), True] = [
@@ -76,7 +76,7 @@ def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> Callable[[open_clip.
 def onnx_towers(paths: list[Path]) -> tuple[Encode, Encode]:
     """(image, text) encoders on ONNX Runtime; the text one trims tokens as the predictors do."""
     image, text = (session(p) for p in paths)
-    return (lambda x: image(image=x)), (lambda t: text(tokens=t[:, : token_length(t)]))
+    return (lambda x: image(**{INPUT: x})), (lambda t: text(**{INPUT: t[:, : token_length(t)]}))
 
 
 def min_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
