@@ -136,7 +136,8 @@ def cache_dir(loaded: LoadedModel) -> Path | None:
 
 def _example(model: nn.Module, tokenizer: Any, kind: str, trim: bool) -> torch.Tensor:
     if kind == "image":
-        size: Any = model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
+        visual: Any = model.visual
+        size: Any = getattr(visual, "image_size", None) or visual.preprocess_cfg["size"]
         height, width = (size, size) if isinstance(size, int) else size
         return torch.zeros(2, 3, height, width)
     tokens: torch.Tensor = tokenizer(TRACE_TEXTS)
