@@ -3,10 +3,10 @@
 The export is torch's TorchScript-based exporter (`dynamo=False`, opset 17) of the torch tower's own
 forward (`predictors.engines.torch_tower.tower_module`), fp32, with dynamic axes: the batch for the image
 tower; the batch and the token length for the text tower, whose forward reads the length from the ids'
-shape only, so any length up to the context runs the same graph. One change, on a copy of the modules
-that shares the weights: `nn.MultiheadAttention`'s self-attention is traced as its two projections
-around `scaled_dot_product_attention` (`TracedSelfAttention`, the same arithmetic), because torch's own
-fixes the traced example's sequence length into a reshape.
+shape only, so any length up to the context runs the same graph. One change, on a copy of the model:
+`nn.MultiheadAttention`'s self-attention is traced as its two projections around
+`scaled_dot_product_attention` (`predictors.quantize.LinearSelfAttention`, the same arithmetic, which
+int8 also quantizes), because torch's own fixes the traced example's sequence length into a reshape.
 
 Converting a big model takes a while, so the file is kept next to the model when that is possible: in
 `.engine-cache/` of the directory the weights came from, when it is writable, named by a hash of the
@@ -20,6 +20,7 @@ read a half-written one.
 from __future__ import annotations
 
 import atexit
+import copy
 import functools
 import hashlib
 import logging
@@ -33,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..loading import LoadedModel
-from ..onednn import serves
+from ..quantize import swap_attention
 from ..text_encoding import token_length
-from .torch_tower import shared_copy, tower_module
+from .torch_tower import tower_module
 
 OPSET = 17
 FORMAT = "1"  # bumped when this module exports a different graph from the same model
@@ -54,39 +55,9 @@ _done: dict[str, Path] = {}  # cache key: the exported file, once per process
 _temp: Path | None = None
 
 
-class TracedSelfAttention(nn.MultiheadAttention):
-    """`nn.MultiheadAttention` whose self-attention traces without a size in the graph."""
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        key_padding_mask: Tensor | None = None,
-        need_weights: bool = True,
-        attn_mask: Tensor | None = None,
-        average_attn_weights: bool = True,
-        is_causal: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
-        if not serves(self, query, key, value, key_padding_mask, need_weights, attn_mask, is_causal):
-            return super().forward(
-                query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal
-            )
-        qkv = nn.functional.linear(query, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)
-        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # a float mask adds
-        return nn.functional.linear(
-            out.transpose(1, 2).flatten(2), self.out_proj.weight, self.out_proj.bias
-        ), None
-
-
 def traceable(model: nn.Module) -> nn.Module:
-    """`model` with `TracedSelfAttention`, sharing its weights."""
-    view = shared_copy(model)
-    for module in view.modules():
-        if type(module) is nn.MultiheadAttention:
-            module.__class__ = TracedSelfAttention
-    return view
+    """A copy of `model` whose transformer blocks' self-attention is `quantize.LinearSelfAttention`."""
+    return swap_attention(copy.deepcopy(model))
 
 
 def dynamic_axes(kind: str, trim: bool) -> dict[str, dict[int, str]]:
