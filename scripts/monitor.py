@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also where the parent ignores Ctrl-C (a job started with `&`)
     try:
         if not wait_ready(proc, url, timeout=60):
             log(f"prometheus did not become ready (exit code {proc.poll()})")
