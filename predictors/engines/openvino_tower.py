@@ -21,7 +21,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..threads import ThreadSplit
@@ -75,7 +74,7 @@ class OpenVinoTower(Tower):
             return self._compiled[threads, streams][1]
 
     def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
-        feed = np.ascontiguousarray(x.numpy() if self.kind == "text" else x.float().numpy())
+        feed = self.numpy_input(x)
         with self._requests(self.threads(alone)).session() as request:
             request.infer({0: feed}, share_inputs=True)
             out = request.get_output_tensor(0).data.copy()  # the request's buffer is reused by its next call

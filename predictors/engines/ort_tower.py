@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..threads import ThreadSplit
@@ -54,7 +53,7 @@ class OrtTower(Tower):
             return pool
 
     def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
-        feed = np.ascontiguousarray(x.numpy() if self.kind == "text" else x.float().numpy())
+        feed = self.numpy_input(x)
         with self._pool(self.threads(alone)).session() as session:
             (out,) = session.run([OUTPUT], {INPUT: feed})
         return torch.from_numpy(out)

@@ -53,6 +53,12 @@ class Tower(ABC):
     def close(self) -> None:  # noqa: B027 (a tower that holds nothing has nothing to release)
         """Release what the tower holds (sessions, compiled models); it is not used after."""
 
+    def numpy_input(self, x: torch.Tensor) -> Any:
+        """`x` as the contiguous array an ONNX engine takes: token ids as they are, pixels as fp32."""
+        import numpy as np
+
+        return np.ascontiguousarray(x.numpy() if self.kind == "text" else x.float().numpy())
+
     def threads(self, alone: bool) -> int:
         return self.split.total if alone else self.split.shared
 
