@@ -72,7 +72,7 @@ def targets(model: dict[str, Any]) -> list[dict[str, Any]]:
         (Target("CPU outside the model work, ms a /compare/", 3.0, False),
          cpu_split.get("outside_model_cpu_ms")),
         (Target("gateway CPU, ms a /compare/", 1.5, False), cpu_split.get("cpu_ms", {}).get("gateway")),
-        (Target("default / best forced choice in-process (worst tower and batch)", 0.97, True),
+        (Target("default / best forced choice in-process (worst tower and workload)", 0.97, True),
          verdict.get("worst_default_over_best")),
     ]  # fmt: skip
     if key == "vit-b-32":  # the int8 goals are set on ViT-B-32; elsewhere int8 is reported only

@@ -1,21 +1,29 @@
 """The default choice against every forced one: is `auto` within 3% of the best, on this CPU?
 
-    python -m bench.choices --model-flags "--arch ViT-B-32 --pretrained none" --batches 1,16
+    python -m bench.choices --model-flags "--arch ViT-B-32 --pretrained none"
 
-Loads the model once per choice (the default, as the predictors pick it at load, and each engine and
-kernel choice forced), then times each tower, image and text, at each batch size: every round runs every
-choice once, in an order that rotates from round to round, so that the machine's drift hits all alike.
-Only the tower is timed (pixels and token ids are prepared once): that is where the choices differ. A
-pass gets every core (the towers' `alone`). Items/s per choice are medians over the rounds; the verdict
-compares the default with the best forced choice. Prints one JSON object; `bench.run` runs it per model.
+For each tower, loads the predictor's own model (`clip-image`, `clip-text`) as `load()` does it (its
+threads and their probe, the engine trial) once with the default flags and once per forced engine and
+kernel choice, and times the two workloads a predictor serves, which the trial at load weighs too
+(`predictors.engines.trial`): **under load**, its forward workers' passes at once, each a worker's share
+of a full batch (at most `--batch` items); **alone**, one item in a pass with nothing beside it, on
+every thread the predictor gives such a pass. Only the tower is timed (pixels and token ids are prepared
+once): that is where the choices differ. Every round runs every choice once, in an order that rotates
+from round to round, so that the machine's drift hits all alike. Items/s per choice are medians over the
+rounds; the verdict compares the default with the best forced choice, per tower and workload. Prints
+one JSON object; `bench.run` runs it per model.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import shlex
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,9 +31,28 @@ import torch
 from bench import engines
 from bench.decoding import LIMIT
 from bench.payloads import distinct_text, photos
+from predictors.image import ClipImageModel
+from predictors.model import ClipModel
 from predictors.preprocess import decode_image
+from predictors.settings import read_settings
+from predictors.text import ClipTextModel
 
 WITHIN = 0.97  # the default may be at most 3% slower than the best forced choice
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One timed step: `workers` passes of `x` at once (`alone` false), or one pass alone."""
+
+    name: str
+    x: torch.Tensor
+    workers: int
+    alone: bool
+
+    def describe(self, threads: int) -> str:
+        if self.alone:
+            return f"{len(self.x)} item alone on {threads} thread(s)"
+        return f"{self.workers} pass(es) at once of {len(self.x)} item(s) on {threads} thread(s) each"
 
 
 def verdict(rates: dict[str, list[float]]) -> dict[str, Any]:
@@ -42,41 +69,63 @@ def verdict(rates: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-def _inputs(towers: engines.Towers, kind: str, batch: int) -> torch.Tensor:
-    if kind == "text":
-        return towers.loaded.tokenizer([distinct_text(i) for i in range(batch)])
-    files = photos(batch)
-    return torch.stack(
-        [towers.loaded.preprocess(decode_image(f, LIMIT, i, None)) for i, f in enumerate(files)]
-    )
+def load(kind: str, flags: list[str], label: str) -> ClipModel[Any]:
+    """The `kind` predictor's model, loaded with the default choice (`engines.AUTO`) or `label` forced."""
+    forcing = [] if label == engines.AUTO else engines.forcing_flags(label)
+    settings = read_settings(kind, [*flags, *forcing])  # type: ignore[arg-type]
+    model: ClipModel[Any] = ClipImageModel(settings) if kind == "image" else ClipTextModel(settings)
+    model.load()
+    return model
 
 
-def _rate(encode: engines.Encode, x: torch.Tensor, min_s: float) -> float:
-    """Items/s of repeated passes over at least `min_s` seconds."""
-    passes, started = 0, time.perf_counter()
-    while passes == 0 or time.perf_counter() - started < min_s:
-        encode(x, True)
-        passes += 1
-    return passes * len(x) / (time.perf_counter() - started)
+def _inputs(model: ClipModel[Any], n: int) -> torch.Tensor:
+    if isinstance(model, ClipTextModel):
+        return model.loaded.tokenizer([distinct_text(i) for i in range(n)])
+    images = [decode_image(f, LIMIT, i, None) for i, f in enumerate(photos(n))]
+    return torch.stack([model.loaded.preprocess(image) for image in images])
+
+
+def workloads(model: ClipModel[Any], batch: int) -> list[Workload]:
+    """The model's two workloads, as its own settings and threads make them."""
+    workers = model.threads.workers
+    n = min(batch, -(-model.settings.max_batch_size // workers))
+    return [
+        Workload("under load", _inputs(model, n), workers, False),
+        Workload("alone", _inputs(model, 1), 1, True),
+    ]
+
+
+def _rate(model: ClipModel[Any], w: Workload, pool: ThreadPoolExecutor, min_s: float) -> float:
+    """Items/s of repeated steps over at least `min_s` seconds."""
+    steps, started = 0, time.perf_counter()
+    while steps == 0 or time.perf_counter() - started < min_s:
+        if w.workers == 1:
+            model.tower.encode(w.x, w.alone)
+        else:
+            for done in [pool.submit(model.tower.encode, w.x, False) for _ in range(w.workers)]:
+                done.result()
+        steps += 1
+    return steps * w.workers * len(w.x) / (time.perf_counter() - started)
 
 
 def compare(
-    all_towers: dict[str, engines.Towers], batches: list[int], rounds: int, min_s: float
+    models: dict[str, ClipModel[Any]], kind: str, batch: int, rounds: int, min_s: float
 ) -> dict[str, Any]:
-    """Per tower and batch size, the interleaved rates and the verdict."""
-    labels = list(all_towers)
+    """Per workload of the `kind` tower, the interleaved rates and the verdict."""
+    labels = list(models)
     out: dict[str, Any] = {}
-    for kind in ("image", "text"):
-        for batch in batches:
-            x = _inputs(all_towers[labels[0]], kind, batch)
-            encoders = {label: getattr(t, kind) for label, t in all_towers.items()}
-            for encode in encoders.values():
-                encode(x, True)  # warm-up: first passes allocate and may compile
+    default = models[engines.AUTO]
+    with ThreadPoolExecutor(max(m.threads.workers for m in models.values())) as pool:
+        for i, w in enumerate(workloads(default, batch)):
+            steps = {label: workloads(m, batch)[i] for label, m in models.items()}  # each its own workers
+            for label, m in models.items():
+                _rate(m, steps[label], pool, 0.0)  # warm-up: first passes allocate
             rates: dict[str, list[float]] = {label: [] for label in labels}
             for r in range(rounds):
                 for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-                    rates[label].append(_rate(encoders[label], x, min_s))
-            out[f"{kind}, batch {batch}"] = {**verdict(rates), "rounds": rates}
+                    rates[label].append(_rate(models[label], steps[label], pool, min_s))
+            threads = default.threads.total if w.alone else default.threads.shared
+            out[f"{kind}, {w.name}"] = {**verdict(rates), "workload": w.describe(threads), "rounds": rates}
     return out
 
 
@@ -84,18 +133,24 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model-flags", required=True, help="predictor flags selecting the model, one string")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batches", default="1,16")
+    p.add_argument("--batch", type=int, default=16, help="most items a worker's pass takes under load")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--min-s", type=float, default=1.0, help="seconds each choice runs in each round")
     args = p.parse_args()
-    settings = engines.settings(args.model_flags, args.device)
-    cores = torch.get_num_threads()
-    all_towers = {
-        label: engines.load(settings, label, cores) for label in [engines.AUTO, *engines.labels(settings)]
-    }
-    cases = compare(all_towers, [int(b) for b in args.batches.split(",")], args.rounds, args.min_s)
+    flags = [*shlex.split(args.model_flags), "--device", args.device]
+    labels = [engines.AUTO, *engines.labels(engines.settings(args.model_flags, args.device))]
+    cases: dict[str, Any] = {}
+    chose: dict[str, str] = {}
+    for kind in ("image", "text"):
+        models = {label: load(kind, flags, label) for label in labels}
+        chose[kind] = str(models[engines.AUTO].trial.choice)
+        cases.update(compare(models, kind, args.batch, args.rounds, args.min_s))
+        for m in models.values():
+            m.stop()
+        del models
+        gc.collect()
     result = {
-        "default_chose": all_towers[engines.AUTO].label,
+        "default_chose": chose,
         "within": WITHIN,
         "cases": cases,
         "passed": all(c["passed"] for c in cases.values()),

@@ -5,7 +5,8 @@ also runs the default (`auto`), as the predictors choose it at load. Everything 
 `predictors.engines` goes through this module, so that a renamed function is fixed here only:
 
 - `labels(settings)`: the forced choices, by `str(Choice)` (e.g. "onnxruntime fp32", "torch/onednn fp32");
-- `load(settings, label, cores)`: a fresh model and its two towers for that choice, `AUTO` for the default.
+- `load(settings, label, cores)`: a fresh model and its two towers for that choice, `AUTO` for the default;
+- `forcing_flags(label)`: the predictor flags that force that choice.
 
 A label crosses process boundaries as text; each process maps it back to its `Choice` itself.
 """
@@ -61,6 +62,14 @@ def load(s: Settings, label: str, cores: int) -> Towers:
         image, text = (engines.build(choice, loaded, k, threads) for k in ("image", "text"))
         chosen = label
     return Towers(chosen, loaded, image.encode, text.encode)
+
+
+def forcing_flags(label: str) -> list[str]:
+    """The predictor flags that force the choice `label`, e.g. "torch/onednn fp32"."""
+    name, precision = label.rsplit(" ", 1)
+    engine, _, kernels = name.partition("/")
+    kernels = kernels or ("torch" if engine == "torch" else "auto")
+    return ["--engine", engine, "--cpu_kernels", kernels, "--precision", precision]
 
 
 def _device(s: Settings) -> str:

@@ -50,20 +50,24 @@ def _limit(bound: dict[str, Any]) -> list[str]:
 
 
 def _verdict(verdict: dict[str, Any]) -> list[str]:
-    """The default against each forced choice: items/s per tower and batch, ratio, pass or fail."""
+    """The default against each forced choice: items/s per tower and workload, ratio, pass or fail."""
     labels = list(next(iter(verdict["cases"].values()))["items_per_s"])
+    chosen = verdict["default_chose"]
+    chose = chosen if isinstance(chosen, str) else ", ".join(f"{k} {v}" for k, v in chosen.items())
     out = [
         "",
-        f"Default (chose {verdict['default_chose']}) against each forced choice, items/s, medians of "
-        f"interleaved rounds (pass: the default at least {verdict['within']:g}x the best forced one):",
+        f"Default (chose {chose}) against each forced choice, items/s, medians of interleaved rounds, "
+        f"each tower as its predictor runs it (pass: the default at least {verdict['within']:g}x the best "
+        "forced one):",
         "",
-        "| tower, batch | " + " | ".join(labels) + " | default / best forced | verdict |",
+        "| tower, workload | " + " | ".join(labels) + " | default / best forced | verdict |",
         "|---|" + "---|" * (len(labels) + 2),
     ]
     for case, c in verdict["cases"].items():
         rates = " | ".join(f"{c['items_per_s'][label]:.1f}" for label in labels)
         passed = "pass" if c["passed"] else "FAIL"
-        out.append(f"| {case} | {rates} | {c['default_over_best']:.3f} | {passed} |")
+        what = f"{case} ({c['workload']})" if "workload" in c else case
+        out.append(f"| {what} | {rates} | {c['default_over_best']:.3f} | {passed} |")
     return out
 
 

@@ -57,6 +57,6 @@ def int8(flags: list[str], args: argparse.Namespace, fp32: dict[str, Any]) -> di
 
 def choices(flags: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """The default against every forced choice, both towers, interleaved rounds (`bench.choices`)."""
-    extra = ["--batches", "1,8" if args.quick else "1,16", "--rounds", "2" if args.quick else "5",
-             "--min-s", "0.2" if args.quick else "1.0"]  # fmt: skip
+    rounds, min_s = ("3", "0.2") if args.quick else ("5", "1.0")
+    extra = ["--batch", "16", "--rounds", rounds, "--min-s", min_s]
     return _run("bench.choices", flags, args, extra)

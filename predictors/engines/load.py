@@ -164,17 +164,23 @@ def _run_trial(
     built = time.monotonic()
     per_worker = -(-settings.max_batch_size // threads.workers)
     n = trial.batch_size(reference, loaded, threads, per_worker)
-    seconds = trial.time_towers(towers, trial.inputs(loaded, kind, n), threads.workers)
-    winner = min(seconds, key=seconds.__getitem__)
+    one = trial.inputs(loaded, kind, 1)
+    workloads = [
+        trial.Workload(trial.UNDER_LOAD, trial.inputs(loaded, kind, n), threads.workers),
+        trial.Workload(trial.ALONE, one, alone=True, repeat=trial.alone_repeat(reference, one)),
+    ]
+    times = trial.time_towers(towers, workloads)
+    winner = trial.pick(times)
     for choice, tower in towers.items():
         if choice != winner:
             tower.close()
     items = "image(s)" if kind == "image" else "text(s)"
     workload = (
-        f"{threads.workers} pass(es) at once of {n} {items} on {threads.shared} thread(s) each, "
-        f"best of {trial.ROUNDS} interleaved rounds"
+        f"under load {threads.workers} pass(es) at once of {n} {items} on {threads.shared} thread(s) "
+        f"each; alone 1 item on {threads.total} thread(s); best of {trial.ROUNDS} interleaved rounds, "
+        "the least behind on its worse workload wins"
     )
-    result = trial.Trial(winner, seconds, dropped, workload)
+    result = trial.Trial(winner, times[trial.UNDER_LOAD], dropped, workload, alone_seconds=times[trial.ALONE])
     logger.info("%s tower engine trial (%s): %s; chose %s (building and checking %.1f s, timing %.1f s)",
                 kind, workload, result, winner, built - started, time.monotonic() - built)  # fmt: skip
     return towers[winner], result

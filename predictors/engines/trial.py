@@ -1,15 +1,22 @@
-"""Which candidate serves a tower: each one timed on the model itself at load.
+"""Which candidate serves a tower: each one timed on the model itself at load, on two workloads.
 
-What is timed is a pass as under load: the forward workers' passes at once (`split.workers` of them,
-each on `split.shared` threads), each of the batch one worker takes from a full queue
-(`ceil(max_batch_size / workers)` items), made smaller when a pass that big would take more than
-PASS_S, so that the trial of a big model on few cores stays short, but not below MIN_ITEMS. Images
-are random pixels at the model's input size; texts are captions of a usual length, run at their token
-length as served. After one untimed step each (first passes allocate), every round times every
-candidate once, the order rotating from round to round so that the machine's drift hits all alike;
-each candidate keeps its best round (another process can only make a pass slower). A candidate whose
-best is OUT_OF_RACE times the leader's after a round is not timed again: it cannot win, and the trial
-of a big model stays short.
+- **under load**: the forward workers' passes at once (`split.workers` of them, each on `split.shared`
+  threads), each of the batch one worker takes from a full queue (`ceil(max_batch_size / workers)`
+  items), made smaller when a pass that big would take more than PASS_S, so that the trial of a big
+  model on few cores stays short, but not below MIN_ITEMS;
+- **alone**: one item, a pass with nothing beside it (on `split.total` threads), as a lone request
+  runs; repeated within a step until the step lasts about ALONE_STEP_S.
+
+Images are random pixels at the model's input size; texts are captions of a usual length, run at their
+token length as served. After one untimed step each (first passes allocate), every round times every
+candidate once on each workload, the order rotating from round to round so that the machine's drift
+hits all alike; each candidate keeps its best round per workload (another process can only make a
+pass slower). Engines rank differently at one item and at a batch, so the winner is the candidate
+whose worse workload is the least behind that workload's fastest (its `regret`): no workload the
+predictor serves is left far from its best. A candidate whose regret is OUT_OF_RACE times the least
+after a round is timed no more: it cannot win. When the two best are within CLOSE of each other after
+the rounds, up to EXTRA_ROUNDS more rounds time only those that close, so that a near tie is settled by
+more than one noisy round.
 
 Before any timing, each candidate's features are compared with torch's own on the same inputs (two text
 batches of different lengths, so that a length frozen into a converted graph shows): one whose cosine
@@ -32,7 +39,10 @@ from .choice import Choice
 from .tower import Tower
 
 ROUNDS = 3
+EXTRA_ROUNDS = 3
+CLOSE = 1.03  # regrets this close to the best one's get the extra rounds
 PASS_S = 0.4
+ALONE_STEP_S = 0.02
 MIN_ITEMS = 2  # a 1-item pass is mostly fixed costs and can rank the engines otherwise than a batch
 OUT_OF_RACE = 1.3  # a candidate this many times slower than the best after a round is timed no more
 MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "bf16": 0.99, "int8": 0.99}
@@ -44,6 +54,7 @@ CAPTIONS = [
     "an old wooden boat tied to a pier in the fog",
     "a cat sleeping on a laptop keyboard",
 ]
+UNDER_LOAD, ALONE = "under load", "alone"  # the two workloads' names
 PARITY_TEXTS = (["a photo of a cat", CAPTIONS[1]], ["a diagram"])
 
 logger = logging.getLogger(__name__)
@@ -51,19 +62,45 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Trial:
-    """The choice, and how it was made: each timed candidate's best seconds, those dropped and why."""
+    """The choice, and how it was made: each timed candidate's best seconds of a step under load and
+    alone, those dropped and why."""
 
     choice: Choice
-    seconds: dict[Choice, float] = field(default_factory=dict)
+    seconds: dict[Choice, float] = field(default_factory=dict)  # under load
     dropped: dict[Choice, str] = field(default_factory=dict)
     workload: str = ""  # what one timed step was
     how: str = "trial"  # "trial", or why there was none
+    alone_seconds: dict[Choice, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        """e.g. "onnxruntime fp32 41.2 ms, torch/onednn fp32 45.0 ms, openvino fp32 dropped"."""
-        parts = [f"{c} {s * 1e3:.1f} ms" for c, s in sorted(self.seconds.items(), key=lambda cs: cs[1])]
+        """e.g. "onnxruntime fp32 41.2 ms (alone 3.10 ms), openvino fp32 45.0 ms (alone 3.02 ms),
+        torch fp32 dropped": the least regret first (the one chosen)."""
+        times = {UNDER_LOAD: self.seconds, ALONE: self.alone_seconds}
+        times = {w: t for w, t in times.items() if t}
+        parts = [
+            f"{c} {s * 1e3:.1f} ms"
+            + (f" (alone {self.alone_seconds[c] * 1e3:.2f} ms)" if c in self.alone_seconds else "")
+            for c, s in sorted(self.seconds.items(), key=lambda cs: regret(times, cs[0]))
+        ]
         parts += [f"{c} dropped" for c in self.dropped]
         return ", ".join(parts) if len(self.seconds) > 1 else f"none ({self.how})"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One timed step: `workers` passes of `x` at once on the shared threads, or, `alone`, `repeat`
+    passes of `x` one after another on every thread."""
+
+    name: str
+    x: torch.Tensor
+    workers: int = 1
+    alone: bool = False
+    repeat: int = 1
+
+
+def regret(times: dict[str, dict[Choice, float]], choice: Choice) -> float:
+    """How far `choice` is behind the fastest on its worse workload: 1.0 when it leads both."""
+    return max(t[choice] / min(t.values()) for t in times.values())
 
 
 def input_size(loaded: LoadedModel) -> tuple[int, int]:
@@ -121,44 +158,70 @@ def batch_size(reference: Tower, loaded: LoadedModel, split: ThreadSplit, per_wo
     """The per-worker batch, or fewer items (at least MIN_ITEMS) where a pass of it would take more than
     PASS_S (judged from the reference's faster of two passes of a few items)."""
     k = min(per_worker, MIN_ITEMS)
-    x = inputs(loaded, reference.kind, k)
-    seconds = []
-    for _ in range(2):
-        started = time.perf_counter()
-        reference.encode(x, False)
-        seconds.append(time.perf_counter() - started)
-    per_item = min(seconds) / k
+    per_item = _fastest(reference, inputs(loaded, reference.kind, k), False) / k
     return min(per_worker, max(MIN_ITEMS, int(PASS_S / max(per_item, 1e-6))))
 
 
-def time_towers(
-    towers: dict[Choice, Tower], x: torch.Tensor, workers: int, rounds: int = ROUNDS
-) -> dict[Choice, float]:
-    """Each tower's best time of a step (`workers` passes of `x` at once) over `rounds` interleaved
-    rounds, or over the rounds it ran before it fell out of the race."""
-    order = list(towers)
-    best = {c: float("inf") for c in order}
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="engine-trial") if workers > 1 else None
+def alone_repeat(reference: Tower, x: torch.Tensor) -> int:
+    """Passes of `x` alone in one step, so that the step lasts about ALONE_STEP_S (1 to 16)."""
+    return min(16, max(1, round(ALONE_STEP_S / max(_fastest(reference, x, True), 1e-6))))
 
-    def timed(tower: Tower) -> float:
-        """`workers` passes at once; they overlap, so each runs on the shared threads."""
+
+def _fastest(tower: Tower, x: torch.Tensor, alone: bool) -> float:
+    seconds = []
+    for _ in range(2):
         started = time.perf_counter()
-        if pool is None:
-            tower.encode(x, False)
+        tower.encode(x, alone)
+        seconds.append(time.perf_counter() - started)
+    return min(seconds)
+
+
+def time_towers(
+    towers: dict[Choice, Tower], workloads: list[Workload], rounds: int = ROUNDS
+) -> dict[str, dict[Choice, float]]:
+    """Per workload, each tower's best time of a step over `rounds` interleaved rounds (and the extra
+    rounds of a near tie), or over the rounds it ran before it fell out of the race."""
+    order = list(towers)
+    best = {w.name: {c: float("inf") for c in order} for w in workloads}
+    most = max(w.workers for w in workloads)
+    pool = ThreadPoolExecutor(most, thread_name_prefix="engine-trial") if most > 1 else None
+
+    def timed(tower: Tower, w: Workload) -> float:
+        """One step; passes at once overlap, so each runs on the shared threads."""
+        started = time.perf_counter()
+        if pool is None or w.workers == 1:
+            for _ in range(w.repeat):
+                tower.encode(w.x, w.alone)
         else:
-            for done in [pool.submit(tower.encode, x, False) for _ in range(workers)]:
+            for done in [pool.submit(tower.encode, w.x, w.alone) for _ in range(w.workers)]:
                 done.result()
         return time.perf_counter() - started
 
+    def one_round(r: int, racing: list[Choice]) -> None:
+        for choice in racing[r % len(racing) :] + racing[: r % len(racing)]:
+            for w in workloads:
+                best[w.name][choice] = min(best[w.name][choice], timed(towers[choice], w))
+
     try:
         for choice in order:  # untimed: a first pass on each session or stream allocates its buffers
-            timed(towers[choice])
+            for w in workloads:
+                timed(towers[choice], w)
         for r in range(rounds):
-            for choice in order[r % len(order) :] + order[: r % len(order)]:
-                best[choice] = min(best[choice], timed(towers[choice]))
-            leader = min(best.values())
-            order = [c for c in order if best[c] <= OUT_OF_RACE * leader]
+            one_round(r, order)
+            least = min(regret(best, c) for c in order)
+            order = [c for c in order if regret(best, c) <= OUT_OF_RACE * least]
+        for r in range(EXTRA_ROUNDS):
+            least = min(regret(best, c) for c in order)
+            close = [c for c in order if regret(best, c) <= CLOSE * least]
+            if len(close) < 2:
+                break
+            one_round(r, close)
     finally:
         if pool is not None:
             pool.shutdown()
     return best
+
+
+def pick(times: dict[str, dict[Choice, float]]) -> Choice:
+    """The candidate with the least regret over the workloads."""
+    return min(next(iter(times.values())), key=lambda c: regret(times, c))

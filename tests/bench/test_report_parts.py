@@ -100,7 +100,7 @@ def test_a_goal_not_measured_is_neither_met_nor_missed() -> None:
     model = _model("demo", 0.7, 2.5, 1.0)
     del model["default_vs_forced"], model["int8"]
     verdicts = {t["what"]: t for t in breakdown.targets(model)}
-    unmeasured = verdicts["default / best forced choice in-process (worst tower and batch)"]
+    unmeasured = verdicts["default / best forced choice in-process (worst tower and workload)"]
     assert unmeasured["value"] is None and unmeasured["passed"] is None
 
 

@@ -103,7 +103,7 @@ class FakeTower(Tower):
     def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
         self.calls.append((threading.current_thread().name, alone, len(x)))
         time.sleep(self.seconds)
-        features = self.real.run(x, alone)
+        features = self.real.run(x, False)  # one thread: only the sleep tells the fakes apart
         return torch.randn_like(features) if self.wrong else features
 
     def close(self) -> None:
@@ -152,12 +152,26 @@ def test_the_fastest_wins_each_timed_on_the_workers_passes_at_once(
     assert tower is made[ORT] and result.choice == ORT
     assert list(result.seconds) == [ONEDNN, TORCH, ORT, OPENVINO] and not result.dropped
     assert result.seconds[ORT] < result.seconds[OPENVINO] < result.seconds[TORCH] < result.seconds[ONEDNN]
+    assert set(result.alone_seconds) == set(result.seconds)
     assert all(made[c].closed for c in (ONEDNN, TORCH, OPENVINO)) and not made[ORT].closed
     timed = [call for call in made[ORT].calls if call[0].startswith("engine-trial")]
     assert len(timed) == 2 * (1 + trial.ROUNDS)  # both workers, the untimed step and every round
     assert all(not alone and 1 <= items <= 4 for _, alone, items in timed)  # a worker's share of 8
+    alone = [call for call in made[ORT].calls if call[1]]
+    assert alone and all(items == 1 for _, _, items in alone)  # one lone request
     lines = [r.getMessage() for r in caplog.records if "engine trial" in r.getMessage()]
     assert len(lines) == 1 and "chose onnxruntime fp32" in lines[0] and "2 pass(es) at once" in lines[0]
+    assert str(result).startswith("onnxruntime fp32 ") and "(alone " in str(result)
+
+
+def test_the_least_behind_on_its_worse_workload_wins() -> None:
+    load_, alone = {ORT: 1.00, OPENVINO: 0.98, TORCH: 1.5}, {ORT: 0.10, OPENVINO: 0.14, TORCH: 0.09}
+    times = {trial.UNDER_LOAD: load_, trial.ALONE: alone}
+    # openvino leads under load by 2% but is 56% behind alone; onnxruntime is 11% behind at worst
+    assert trial.pick(times) == ORT
+    assert trial.regret(times, ORT) == pytest.approx(0.10 / 0.09)
+    result = Trial(ORT, load_, {}, "", alone_seconds=alone)
+    assert str(result).split(", ")[0] == "onnxruntime fp32 1000.0 ms (alone 100.00 ms)"
 
 
 def test_rounds_interleave_the_candidates() -> None:
@@ -170,9 +184,14 @@ def test_rounds_interleave_the_candidates() -> None:
             return x
 
     towers = {c: Recorded(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
-    trial.time_towers(towers, torch.zeros(1, 3), workers=1, rounds=3)
+    trial.time_towers(towers, [trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))], rounds=3)
     names = ["torch fp32", "onnxruntime fp32", "openvino fp32"]
-    assert order == names + names + names[1:] + names[:1] + names[2:] + names[:2]  # untimed first
+    rounds = names + names + names[1:] + names[:1] + names[2:] + names[:2]  # untimed first
+    assert order[: len(rounds)] == rounds
+    # a tie: the extra rounds time those within CLOSE of the best, still interleaved
+    extra = order[len(rounds) :]
+    assert len(extra) % 3 == 0 and 0 < len(extra) <= 3 * trial.EXTRA_ROUNDS
+    assert all(sorted(extra[i : i + 3]) == sorted(names) for i in range(0, len(extra), 3))
 
 
 def test_a_candidate_far_behind_after_a_round_is_timed_no_more() -> None:
@@ -185,7 +204,8 @@ def test_a_candidate_far_behind_after_a_round_is_timed_no_more() -> None:
             return x
 
     towers = {c: Paced(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
-    seconds = trial.time_towers(towers, torch.zeros(1, 3), workers=1, rounds=3)
+    workload = trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))
+    seconds = trial.time_towers(towers, [workload], rounds=3)[trial.UNDER_LOAD]
     assert calls.count("torch fp32") == 2 and calls.count("onnxruntime fp32") == 4  # untimed step too
     assert seconds[TORCH] > trial.OUT_OF_RACE * seconds[ORT]  # still reported, from its one round
 
