@@ -59,6 +59,9 @@ class ClipImageModel(ClipModel[torch.Tensor]):
         """The model's own open_clip transform, its tensor steps on numpy (see predictors.imagetensor)."""
         return model_transform(self.loaded.preprocess)
 
+    def read_from_model(self) -> None:
+        self.min_decode_side  # noqa: B018 (cached now: the torch model may be freed after load)
+
     def warmup_items(self) -> list[torch.Tensor]:
         return [self.transform(Image.new("RGB", (64, 64), (127, 127, 127)))]
 

@@ -7,6 +7,8 @@ decimal string over gRPC, whose `InferParameter` has no floating-point field).
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import logging
 import threading
 from abc import abstractmethod
@@ -76,6 +78,8 @@ class ClipModel(Model, Generic[T]):
         self.tower.prepare()
         for alone in (True, False):  # warms what both kinds of pass run on
             self._encode_numpy(self.warmup_items(), alone)
+        if self.tower.choice.engine != "torch":
+            self._free_torch_model()
         release_freed_memory()
         self.batcher = DynamicBatcher(
             self._encode_numpy,
@@ -103,6 +107,20 @@ class ClipModel(Model, Generic[T]):
             self.tower, self.trial = choose(self.settings, self.loaded, self.settings.kind, cut)
         self.tower.use(cut)
         return cut
+
+    def _free_torch_model(self) -> None:
+        """Free the torch model's weights (both towers': open_clip loads the whole CLIP) once another
+        engine serves: it runs its own copy, and nothing after load runs torch. What requests need of
+        the model (its preprocessing, tokenizer and sizes) is kept."""
+        self.read_from_model()
+        weights = sum(t.numel() * t.element_size() for t in self.loaded.model.state_dict().values())
+        self.loaded = dataclasses.replace(self.loaded, model=torch.nn.Module())
+        gc.collect()
+        logger.info("%s runs the tower: freed torch's copy of the weights (%.0f MB)", self.tower.choice,
+                    weights / 2**20)  # fmt: skip
+
+    def read_from_model(self) -> None:
+        """Read now what serving needs of `loaded.model` later: it is freed when another engine serves."""
 
     def _before_pass(self, alone: bool) -> None:
         """Run by the batcher in the forward worker's thread before each pass."""
