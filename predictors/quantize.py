@@ -30,7 +30,8 @@ class LinearSelfAttention(nn.Module):
     """The self-attention of an `nn.MultiheadAttention`, with both projections as `nn.Linear` layers.
 
     It serves the calls open_clip's transformer blocks make (query, key and value the same tensor, no
-    key padding mask, no attention weights) and refuses any other call rather than answer it wrong.
+    key padding mask, no attention weights) and refuses any other call rather than answer it wrong. Its
+    projections hold the very parameters of `mha` (no copy): quantizing or exporting it reads them.
     """
 
     def __init__(self, mha: nn.MultiheadAttention) -> None:
@@ -40,16 +41,13 @@ class LinearSelfAttention(nn.Module):
         width = mha.embed_dim
         self.num_heads = mha.num_heads
         self.batch_first = mha.batch_first
-        bias = mha.in_proj_bias is not None
-        self.in_proj = nn.Linear(width, 3 * width, bias=bias)
-        self.out_proj = nn.Linear(width, width, bias=mha.out_proj.bias is not None)
-        with torch.no_grad():
-            self.in_proj.weight.copy_(mha.in_proj_weight)
-            self.out_proj.weight.copy_(mha.out_proj.weight)
-            if bias:
-                self.in_proj.bias.copy_(mha.in_proj_bias)
-            if mha.out_proj.bias is not None:
-                self.out_proj.bias.copy_(mha.out_proj.bias)
+        # made on the meta device (no memory), then given mha's own parameters
+        self.in_proj = nn.Linear(width, 3 * width, bias=mha.in_proj_bias is not None, device="meta")
+        self.out_proj = nn.Linear(width, width, bias=mha.out_proj.bias is not None, device="meta")
+        self.in_proj.weight = mha.in_proj_weight
+        self.in_proj.bias = mha.in_proj_bias
+        self.out_proj.weight = mha.out_proj.weight
+        self.out_proj.bias = mha.out_proj.bias
 
     def forward(
         self,

@@ -20,7 +20,6 @@ read a half-written one.
 from __future__ import annotations
 
 import atexit
-import copy
 import functools
 import hashlib
 import logging
@@ -39,7 +38,7 @@ from torch import nn
 from ..loading import LoadedModel
 from ..quantize import swap_attention
 from ..text_encoding import token_length
-from .torch_tower import tower_module
+from .torch_tower import shared_copy, tower_module
 
 OPSET = 17
 FORMAT = "1"  # bumped when this module exports a different graph from the same model
@@ -56,8 +55,9 @@ _temp: Path | None = None
 
 
 def traceable(model: nn.Module) -> nn.Module:
-    """A copy of `model` whose transformer blocks' self-attention is `quantize.LinearSelfAttention`."""
-    return swap_attention(copy.deepcopy(model))
+    """A copy of `model`'s modules, sharing its weights, whose transformer blocks' self-attention is
+    `quantize.LinearSelfAttention`: `model` itself is left as it is, and no weight is copied."""
+    return swap_attention(shared_copy(model))
 
 
 def dynamic_axes(kind: str, trim: bool) -> dict[str, dict[int, str]]:

@@ -11,6 +11,7 @@ import pytest
 from predictors.engines import onnx_export
 from predictors.engines.openvino_tower import core
 from predictors.loading import LoadedModel, load_model
+from predictors.quantize import LinearSelfAttention
 from predictors.settings import read_settings
 from tests.support.models import write_tiny_model
 
@@ -95,3 +96,14 @@ def test_a_failed_write_to_the_cache_converts_for_this_process_only(
 def test_openvino_is_imported_without_its_telemetry() -> None:
     core()
     assert sys.modules["openvino_telemetry"] is None
+
+
+def test_the_traced_copy_shares_the_weights_and_leaves_the_model_as_it_is(model_dir: Path) -> None:
+    model = load_model(read_settings("image", ["--model_dir", str(model_dir)])).model
+    before = {name: p.data_ptr() for name, p in model.named_parameters()}
+    traced = onnx_export.traceable(model)
+    attentions = [m for m in traced.modules() if isinstance(m, LinearSelfAttention)]
+    assert attentions and not any(isinstance(m, LinearSelfAttention) for m in model.modules())
+    # a converted tower of a big model would otherwise hold a second copy of every weight while it exports
+    assert {p.data_ptr() for p in traced.parameters()} <= set(before.values())
+    assert {name: p.data_ptr() for name, p in model.named_parameters()} == before
