@@ -1,11 +1,17 @@
 """int8 against fp32, in process: speed and embedding cosine of every int8 variant of both towers.
 
-python -m bench.int8 [--arch ViT-B-32] [--threads 2] [--batch 16] [--rounds 6] [--openvino]
+python -m bench.int8 [--arch ViT-B-32] [--threads 2] [--batch 16] [--rounds 6] [--openvino] [--static]
 
 Random weights (seed 0): the cost of compute does not depend on them, and the cosine of int8 to fp32
 on random weights is the issue's acceptance figure. The variants run interleaved, round after round,
 on the same image batch and the same ~10-token texts; each is reported by its best round (wall clock)
 and its least CPU time, as ratios to torch fp32 eager. Prints a Markdown report for bench/results/.
+
+`--static` adds static int8 (`quantize_static`: activations quantized with ranges calibrated once, on
+deterministic random images and random-word captions, instead of per pass), in ONNX Runtime's QDQ and
+QOperator formats, each run by ONNX Runtime and the QDQ files also by OpenVINO (which runs
+QuantizeLinear/DequantizeLinear pairs around a matrix multiply as an int8 layer). It needs
+`--openvino` for the OpenVINO rows.
 """
 
 from __future__ import annotations
@@ -24,7 +30,14 @@ from typing import Any
 import onnxruntime
 import open_clip
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from predictors.engines.onnx_export import export_model
 from predictors.quantize import quantize_onnx, quantize_torch
@@ -39,6 +52,57 @@ ONNX_INT8: dict[str, dict[str, Any] | None] = {
     "s8": {"signed_weights": True},
     "u8 matmul-only": None,
 }
+
+# Each static variant: (format, weight type, 7-bit weights). Activations are unsigned 8-bit, weights per
+# channel; only the matrix multiplies with a constant weight are quantized.
+ONNX_STATIC: dict[str, tuple[QuantFormat, QuantType, bool]] = {
+    "QDQ s8 7-bit": (QuantFormat.QDQ, QuantType.QInt8, True),
+    "QDQ u8": (QuantFormat.QDQ, QuantType.QUInt8, False),
+    "QOperator u8": (QuantFormat.QOperator, QuantType.QUInt8, False),
+}
+CALIBRATION_BATCHES = 3
+
+
+class Calibration(CalibrationDataReader):
+    """Deterministic calibration batches: random pixels, or captions of random words at their length."""
+
+    def __init__(self, kind: str, tokenizer: Any, size: tuple[int, int], batch: int = 8) -> None:
+        generator = torch.Generator().manual_seed(123)
+        rng = random.Random(123)
+        self.batches: list[Any] = []
+        for i in range(CALIBRATION_BATCHES):
+            if kind == "image":
+                self.batches.append(torch.randn(batch, 3, *size, generator=generator).numpy())
+            else:
+                ids = tokenizer([" ".join(rng.choices(WORDS, k=4 + 6 * i)) for _ in range(batch)])
+                self.batches.append(ids[:, : token_length(ids)].numpy())
+        self.rewind()
+
+    def get_next(self) -> dict[str, Any] | None:
+        batch = next(self._it, None)
+        return None if batch is None else {"input": batch}
+
+    def rewind(self) -> None:
+        self._it = iter(self.batches)
+
+
+def static_int8(
+    fp32: Path, kind: str, tokenizer: Any, size: tuple[int, int], workdir: Path
+) -> dict[str, Path]:
+    """The static int8 files of the fp32 tower `fp32`, by variant name."""
+    pre = workdir / f"{kind}-pre.onnx"
+    # Symbolic shape inference cannot follow the text tower's dynamic length; ONNX's own then serves.
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=kind == "text")
+    out = {}
+    for name, (fmt, weight_type, seven_bit) in ONNX_STATIC.items():
+        dst = workdir / f"{kind}-static-{name.replace(' ', '-')}.onnx"
+        quantize_static(
+            pre, dst, Calibration(kind, tokenizer, size), quant_format=fmt,
+            op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, reduce_range=seven_bit,
+            activation_type=QuantType.QUInt8, weight_type=weight_type,
+        )  # fmt: skip
+        out[name] = dst
+    return out
 
 
 def cpu_line() -> str:
@@ -73,7 +137,7 @@ def openvino_model(path: Path, threads: int) -> Encode:
 
 
 def variants(
-    model: Any, tokenizer: Any, workdir: Path, threads: int, with_openvino: bool
+    model: Any, tokenizer: Any, workdir: Path, threads: int, with_openvino: bool, with_static: bool = False
 ) -> dict[str, dict[str, Encode]]:
     """Every variant of each tower, keyed "image"/"text" then by name; texts come already trimmed."""
     int8_all: Any = quantize_torch(copy.deepcopy(model))
@@ -107,7 +171,17 @@ def variants(
             out[kind]["openvino on the ORT int8 u8 file"] = openvino_model(
                 workdir / f"{kind}-u8.onnx", threads
             )
+        if with_static:
+            size = model.visual.image_size
+            for name, path in static_int8(fp32, kind, tokenizer, to_pair(size), workdir).items():
+                out[kind][f"onnxruntime int8 static {name}"] = ort_session(path, threads)
+                if with_openvino and name.startswith("QDQ"):
+                    out[kind][f"openvino int8 static {name}"] = openvino_model(path, threads)
     return out
+
+
+def to_pair(size: Any) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 def min_cosine(encode: Encode, reference: torch.Tensor, inputs: torch.Tensor, batch: int) -> float:
@@ -135,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--samples", type=int, default=64, help="images and texts for the cosine")
     parser.add_argument("--openvino", action="store_true", help="also OpenVINO fp32 and on the int8 file")
+    parser.add_argument(
+        "--static", action="store_true", help="also static (calibrated) int8, QDQ and QOperator"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -147,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = tokens[:, : token_length(tokens)]
     inputs = {"image": images, "text": tokens}
     with tempfile.TemporaryDirectory() as tmp:
-        towers = variants(model, tokenizer, Path(tmp), args.threads, args.openvino)
+        towers = variants(model, tokenizer, Path(tmp), args.threads, args.openvino, args.static)
         results: dict[str, dict[str, list[tuple[float, float]]]] = {
             k: {n: [] for n in v} for k, v in towers.items()
         }
