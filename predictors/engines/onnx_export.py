@@ -14,7 +14,8 @@ weight and config files' contents, the torch and open_clip versions, the opset, 
 axes; a later load of the same model finds it. A read-only model directory (a mounted volume), random
 weights or a hub tag convert into a temporary directory of the process instead, removed at exit. Files
 are written whole or not at all (a temporary name, then a rename), so replicas sharing a volume cannot
-read a half-written one.
+read a half-written one. Weights that come from no file (random weights) have no contents to key on:
+each such model gets a file of its own, however many of them a process loads.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,8 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _done: dict[str, Path] = {}  # cache key: the exported file, once per process
 _temp: Path | None = None
+# A key part for each live model whose weights come from no file (see `cache_key`).
+_fileless: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
 
 
 def traceable(model: nn.Module) -> nn.Module:
@@ -66,7 +71,8 @@ def dynamic_axes(kind: str, trim: bool) -> dict[str, dict[int, str]]:
 
 
 def cache_key(loaded: LoadedModel, kind: str, trim: bool) -> str:
-    """What the exported file depends on, hashed; the files' contents are read only when there are any."""
+    """What the exported file depends on, hashed; the files' contents are read only when there are any.
+    A model loaded from no file is told apart by a token of its own: its weights are its alone."""
     import open_clip
 
     digest = hashlib.sha256()
@@ -76,6 +82,8 @@ def cache_key(loaded: LoadedModel, kind: str, trim: bool) -> str:
     for path in loaded.source_files:
         stat = path.stat()
         digest.update(_file_digest(path, stat.st_size, stat.st_mtime_ns))
+    if not loaded.source_files:
+        digest.update(_fileless.setdefault(loaded.model, uuid.uuid4().hex).encode())
     return digest.hexdigest()[:24]
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnxruntime
 import pytest
+import torch
 
 from predictors.engines import onnx_export
 from predictors.engines.openvino_tower import core
@@ -75,6 +79,25 @@ def test_random_weights_convert_into_a_temporary_dir() -> None:
     loaded = load_model(read_settings("image", ["--arch", "RN50", "--pretrained", "none"]))
     assert loaded.source_files == ()
     assert onnx_export.cache_dir(loaded) is None
+
+
+@pytest.mark.usefixtures("fresh")
+def test_each_model_of_random_weights_gets_its_own_file(model_dir: Path, tmp_path: Path) -> None:
+    # As two loads of `--pretrained none` in one process (the bench loads one per engine): same
+    # architecture and versions, different weights, no file to key on.
+    first, second = (
+        dataclasses.replace(loaded_from(d), source_files=())
+        for d in (model_dir, write_tiny_model(tmp_path / "other", seed=1))
+    )
+    path = onnx_export.onnx_file(first, "image", False)
+    assert onnx_export.onnx_file(first, "image", False) == path  # once per model
+    other = onnx_export.onnx_file(second, "image", False)
+    assert other != path
+    example = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with torch.inference_mode():
+        expected = second.model.encode_image(torch.from_numpy(example)).numpy()
+    session = onnxruntime.InferenceSession(str(other), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": example})[0], expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.usefixtures("fresh")
