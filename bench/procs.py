@@ -48,7 +48,9 @@ def predictor(kind: str, name: str, model_flags: list[str], extra: list[str]) ->
     return _program(name, argv, f"/v2/models/clip-{kind}/ready", port, {})
 
 
-def gateway(name: str, image: Program, text: Program, cache: bool, text_batching: bool = True) -> Program:
+def gateway(name: str, image: Program, text: Program, cache: bool, batching: bool = True) -> Program:
+    """A gateway on `image` and `text`; without `batching`, each request's images and texts go to the
+    predictors at once and alone (no shared calls)."""
     port = pick_free_port()
     env = {
         "GATEWAY_HOST": "127.0.0.1",
@@ -57,7 +59,8 @@ def gateway(name: str, image: Program, text: Program, cache: bool, text_batching
         "TEXT_PREDICTOR_URL": text.url,
         "PREDICTOR_TIMEOUT_S": "300",  # a full queue of CPU batches is slow, not broken
         "GATEWAY_TEXT_CACHE_SIZE": "4096" if cache else "0",
-        "GATEWAY_TEXT_BATCH_WAIT_MS": "250" if text_batching else "0",
+        "GATEWAY_TEXT_BATCH_WAIT_MS": "250" if batching else "0",
+        "GATEWAY_IMAGE_CALLS_IN_FLIGHT": "2" if batching else "0",
     }
     return _program(name, [sys.executable, "-m", "gateway"], "/healthz", port, env)
 

@@ -9,7 +9,7 @@ from bench import machine
 
 LINES = (
     ("batched", "service, batching on"),
-    ("unbatched", "service, batching off (--max_batch_size 1, no text sharing)"),
+    ("unbatched", "service, batching off (--max_batch_size 1, no shared predictor calls)"),
 )
 # Ratio names (prefixes) that are medians of the rounds, and the round key of each.
 MEDIANS = {

@@ -84,7 +84,7 @@ def bench_model(key: str, label: str, flags: list[str], args: argparse.Namespace
         gateway(f"{key}-gateway-nocache", image, text, False),
     )
     # The design batching replaces: one call and one forward pass per request, in the gateway too.
-    gw1 = gateway(f"{key}-gateway-unbatched", image1, text1, True, text_batching=False)
+    gw1 = gateway(f"{key}-gateway-unbatched", image1, text1, True, batching=False)
     procs = [image, text, gw, gw_nocache, image1, text1, gw1]
     bar.set_description(f"{key}: starting {len(procs)} programs")
     start_all(procs, log_dir)

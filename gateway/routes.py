@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import v2wire
 from gateway.admission import admitted
 from gateway.auth import require_api_key
 from gateway.errors import PredictorError
@@ -52,12 +51,9 @@ async def compare(request: Request) -> Response:
         assert inputs.images is not None and inputs.texts is not None
         rid, timings = request_id(request), Timings()
         images = inputs.images
-        image_body = v2wire.image_request(images, rid)  # one copy of the files: no thread hop needed
         try:
             async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
-                image_call = group.create_task(
-                    timings.time("image", svc.image_predictor.infer(image_body, len(images), rid))
-                )
+                image_call = group.create_task(timings.time("image", svc.images.fetch(images, rid)))
                 text_call = group.create_task(svc.text_encoder.embed(inputs.texts, rid, image_call, timings))
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
@@ -101,8 +97,7 @@ async def embed(request: Request) -> Response:
         inputs = await read_inputs(request, svc.limits, image=True, text=False, fetch=svc.fetch_images)
         assert inputs.images is not None
         rid, timings = request_id(request), Timings()
-        body = v2wire.image_request(inputs.images, rid)
-        image = await timings.time("image", svc.image_predictor.infer(body, len(inputs.images), rid))
+        image = await timings.time("image", svc.images.fetch(inputs.images, rid))
         content = {"embeddings": image.rows} if inputs.many_images else {"embedding": image.rows[0]}
         return JSONResponse(content, headers=timings.header())
 

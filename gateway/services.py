@@ -8,6 +8,7 @@ import httpx
 from starlette.requests import Request
 
 from gateway.imagefetch import ImageFetcher
+from gateway.imagesharing import SharedImageCalls
 from gateway.inputs import Limits
 from gateway.metrics import Metrics
 from gateway.modelinfo import ModelInfo
@@ -20,13 +21,14 @@ from gateway.urlguard import AddressPolicy, CheckedBackend
 
 @dataclass
 class Services:
-    """The image predictor's client; the text path (`text_encoder`, which owns the text predictor's
-    client); the readiness look at both; the request limits and the metrics."""
+    """The image path (`images`, which owns the image predictor's client); the text path
+    (`text_encoder`, which owns the text predictor's client); the readiness look at both; the request
+    limits and the metrics."""
 
     settings: Settings
+    images: SharedImageCalls
     limits: Limits
     metrics: Metrics
-    image_predictor: PredictorClient
     text_encoder: TextEncoder
     readiness: Readiness
     model_info: ModelInfo
@@ -53,9 +55,12 @@ class Services:
         readiness = Readiness(
             [image, text], settings.gateway_readiness_cache_s, settings.gateway_readiness_timeout_s
         )
+        images = SharedImageCalls(
+            image, settings.gateway_image_calls_in_flight, settings.gateway_image_batch_size
+        )
         texts = TextEncoder(
             text,
-            image,
+            images,
             metrics,
             cache_size=settings.gateway_text_cache_size,
             call_size=settings.gateway_text_batch_size,
@@ -71,10 +76,10 @@ class Services:
                 connect_timeout_s=settings.gateway_image_url_connect_timeout_s,
                 total_timeout_s=settings.gateway_image_url_timeout_s,
             )
-        return cls(settings, limits, metrics, image, texts, readiness, ModelInfo(text), fetcher)
+        return cls(settings, images, limits, metrics, texts, readiness, ModelInfo(text), fetcher)
 
     async def aclose(self) -> None:
-        await self.image_predictor.aclose()
+        await self.images.client.aclose()
         await self.text_encoder.client.aclose()
         if self.fetch_images is not None:
             await self.fetch_images.aclose()

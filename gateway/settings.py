@@ -86,6 +86,22 @@ class Settings(BaseSettings):
         "request's texts alone and at once",
     )
 
+    gateway_image_calls_in_flight: int = Field(
+        default=2,
+        ge=0,
+        description="most image predictor calls under way at once: while that many are, the images of new "
+        "requests wait and go together in one call when one returns. With several image predictor pods, "
+        "at least 2 per pod; 0 sends each request's images at once, alone (for predictors that autoscale "
+        "on requests in flight)",
+    )
+    gateway_image_batch_size: int = Field(
+        default=16,
+        gt=0,
+        le=64,
+        description="most images in one image predictor call shared by waiting requests (a request's own "
+        "images always go together); at most the image predictor's --max_items",
+    )
+
     gateway_image_urls: bool = Field(
         default=False,
         description="accept http(s) image URLs in JSON bodies and fetch them (off: only uploads, base64 and "

@@ -62,12 +62,7 @@ async def embeddings(request: Request) -> Response:
         try:
             async with asyncio.TaskGroup() as group:  # both at once; the first failure cancels the other
                 image_call = (
-                    group.create_task(
-                        timings.time(
-                            "image",
-                            svc.image_predictor.infer(v2wire.image_request(images, rid), len(images), rid),
-                        )
-                    )
+                    group.create_task(timings.time("image", svc.images.fetch(images, rid)))
                     if images
                     else None
                 )

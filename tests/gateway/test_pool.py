@@ -84,7 +84,7 @@ async def test_the_pool_to_a_predictor_follows_gateway_max_concurrency(
         monkeypatch.setenv("IMAGE_PREDICTOR_URL", server.url)
         services = Services.start(Settings(), Metrics())
         try:
-            calls = [asyncio.create_task(services.image_predictor.ready(30)) for _ in range(pool + 1)]
+            calls = [asyncio.create_task(services.images.client.ready(30)) for _ in range(pool + 1)]
             await server.arrived(pool)  # `pool` calls at once, each on a connection of its own ...
             server.release_one()
             await server.arrived(pool + 1)  # ... and the one more went on a connection given back
