@@ -3,6 +3,8 @@
 Every way a model can fail to load raises `ModelLoadError` with one sentence saying why, promptly:
 a directory without weights is refused (open_clip would fill it with random numbers), and a pretrained
 tag is fetched only when the Hugging Face hub answers within a few seconds (else only from the cache).
+Random weights (`--pretrained none`) are drawn from a fixed seed, so every load of an architecture holds
+the same model: the image and the text predictor agree, and so do two loads in one process.
 """
 
 from __future__ import annotations
@@ -168,6 +170,9 @@ def _open_clip_logs_muted() -> Iterator[None]:
         root.setLevel(level)
 
 
+RANDOM_WEIGHTS_SEED = 0
+
+
 def load_model(settings: Settings) -> LoadedModel:
     """Build the model in eval mode on the configured device and precision."""
     import open_clip
@@ -179,7 +184,8 @@ def load_model(settings: Settings) -> LoadedModel:
         raise ModelLoadError(f"--precision int8 runs on a CPU only, not {device.type}")
     src = _source(settings)
     try:
-        with _open_clip_logs_muted():
+        with _open_clip_logs_muted(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)  # what `--pretrained none` draws; the caller's RNG is kept
             model = open_clip.create_model(
                 src.name,
                 pretrained=src.pretrained,

@@ -96,6 +96,18 @@ def test_bad_arch_or_pretrained_is_refused(args: list[str], message: str) -> Non
 
 
 @pytest.mark.usefixtures("unreachable_hub")
+def test_random_weights_are_the_same_in_every_load() -> None:
+    # The image and the text predictor of `--pretrained none` load the model apart: they must agree.
+    settings = read_settings("image", ["--arch", "RN50", "--pretrained", "none"])
+    torch.manual_seed(1234)
+    first = load_model(settings).model.state_dict()
+    after = torch.rand(1)
+    second = load_model(settings).model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    torch.manual_seed(1234)
+    assert torch.equal(torch.rand(1), after)  # the caller's random numbers are left as they were
+
+
 def test_tag_with_unreachable_hub_fails_fast() -> None:
     started = time.monotonic()
     with pytest.raises(ModelLoadError, match="laion2b_s34b_b79k"):
