@@ -40,9 +40,9 @@ class PredictorClient:
     """Calls `POST {url}/v2/models/{model}/infer` and `GET .../ready` on one predictor, over a pool of
     `max_connections`.
 
-    It also keeps the statistics of its calls that the text path reads to decide how long texts may
-    wait for company (`textsharing.ImageCallStats`): `in_flight`, the calls under way, and
-    `typical_s`, a moving average of a successful call's duration.
+    It also keeps statistics of its calls: `in_flight`, the calls under way, and `typical_s`, a moving
+    average of a successful call's duration (the text path reads the image predictor's, through
+    `imagesharing.SharedImageCalls`, to decide how long texts may wait for company).
     """
 
     def __init__(

@@ -28,11 +28,11 @@ log = logging.getLogger("gateway")
 
 
 class ImageCallStats(Protocol):
-    """What the sharing policy reads of the image predictor's calls (a `PredictorClient` has both)."""
+    """What the sharing policy reads of the image side (`imagesharing.SharedImageCalls` has both)."""
 
     @property
     def in_flight(self) -> int:
-        """Image calls under way now."""
+        """Requests whose images are not back yet."""
         ...
 
     @property

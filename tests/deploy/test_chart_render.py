@@ -157,6 +157,22 @@ def test_overload_bounds_and_text_cache_reach_the_containers(variants: dict[str,
     assert (env["GATEWAY_TEXT_BATCH_WAIT_MS"], env["GATEWAY_TEXT_BATCH_SIZE"]) == ("250", "32")
 
 
+@pytest.mark.parametrize(
+    ("sets", "in_flight"),
+    [
+        ([], "4"),  # 2 calls for each of the image predictor's (at most) 2 pods
+        (["predictors.image.maxReplicas=5", "gateway.imageCallsPerPredictorPod=3"], "15"),
+        (["gateway.imageCallsPerPredictorPod=0"], "0"),
+        # Scaling on what the predictors hold: images waiting in the gateway would hide it.
+        (["kserve.deploymentMode=Knative"], "0"),
+        (["kserve.autoscalerClass=keda", "predictor.autoscaling.keda.serverAddress=http://prom:9090"], "0"),
+    ],
+)
+def test_image_calls_in_flight_follow_the_image_predictor_pods(sets: list[str], in_flight: str) -> None:
+    env = gateway_env(render(sets=[*sets, "gateway.imageBatchSize=24"]))
+    assert (env["GATEWAY_IMAGE_CALLS_IN_FLIGHT"], env["GATEWAY_IMAGE_BATCH_SIZE"]) == (in_flight, "24")
+
+
 def test_overload_bounds_and_text_cache_come_from_values() -> None:
     objects = render(
         sets=[

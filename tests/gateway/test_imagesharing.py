@@ -81,8 +81,10 @@ async def test_while_every_call_is_busy_new_requests_wait_and_then_share_one_cal
     ]
     await asyncio.sleep(0.05)
     assert len(fake.calls("image")) == 1  # nothing more goes while the one call is out
+    assert shared.in_flight == 4  # what the text path reads: every request whose images are pending
     release.set()
     got = [await t for t in waiting]
+    assert shared.in_flight == 0
     assert (await busy).rows == rows_of([b"a"])
     assert sent(fake) == [[b"a"], [b"b", b"c", b"d", b"e"]]
     assert [g.rows for g in got] == [rows_of([b"b"]), rows_of([b"c", b"d"]), rows_of([b"e"])]

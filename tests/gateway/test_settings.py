@@ -26,6 +26,7 @@ def test_environment_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     assert s.gateway_max_texts == 4
     assert s.gateway_port == 8000
     assert (s.gateway_text_batch_wait_ms, s.gateway_text_batch_size) == (12.5, 32)
+    assert (s.gateway_image_calls_in_flight, s.gateway_image_batch_size) == (2, 16)
     assert "k1" not in str(s.redacted())
 
 
@@ -41,9 +42,16 @@ def test_a_bad_setting_stops_the_start_with_its_name() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("GATEWAY_TEXT_BATCH_WAIT_MS", "-1"), ("GATEWAY_TEXT_BATCH_SIZE", "0")]
+    ("name", "value"),
+    [
+        ("GATEWAY_TEXT_BATCH_WAIT_MS", "-1"),
+        ("GATEWAY_TEXT_BATCH_SIZE", "0"),
+        ("GATEWAY_IMAGE_CALLS_IN_FLIGHT", "-1"),
+        ("GATEWAY_IMAGE_BATCH_SIZE", "0"),
+        ("GATEWAY_IMAGE_BATCH_SIZE", "65"),  # the predictor's --max_items
+    ],
 )
-def test_text_batching_bounds_are_checked(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_batching_bounds_are_checked(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name.lower()):
         Settings()

@@ -28,7 +28,9 @@ def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     stack = plan_stack(tiny_dir, tmp_path_factory.mktemp("logs"))
     image = stack.servers["clip-image"]
     image.argv = [*image.argv, "--max_batch_delay_ms", "300"]
-    stack.servers["clip-gateway"].env["GATEWAY_TEXT_CACHE_SIZE"] = "0"  # every text reaches the predictor
+    gateway = stack.servers["clip-gateway"].env
+    gateway["GATEWAY_TEXT_CACHE_SIZE"] = "0"  # every text reaches the predictor
+    gateway["GATEWAY_IMAGE_CALLS_IN_FLIGHT"] = "0"  # one image call a request (test_imagesharing_real)
     start_stack(stack)
     try:
         yield stack

@@ -86,6 +86,19 @@ true
 {{- end }}
 
 {{/*
+Image predictor calls a gateway pod keeps in flight (GATEWAY_IMAGE_CALLS_IN_FLIGHT): imageCallsPerPredictorPod
+for each image predictor pod there may be; 0 (no bound) in Knative mode and with KEDA, which scale on the
+requests or items the predictors hold, and images waiting in the gateway would hide them.
+*/}}
+{{- define "clip-similarity.imageCallsInFlight" -}}
+{{- if or (eq .Values.kserve.deploymentMode "Knative") (eq .Values.kserve.autoscalerClass "keda") -}}
+0
+{{- else -}}
+{{- mul (int .Values.gateway.imageCallsPerPredictorPod) (int .Values.predictors.image.maxReplicas) -}}
+{{- end }}
+{{- end }}
+
+{{/*
 In-cluster URL of a predictor (argument: dict "root" $ "name" <isvc name>).
 Standard mode: KServe creates Service <isvc>-predictor, port 80 -> container 8080 (its default non-headless
 Service; a KServe configured for headless Services serves 8080 only: override the URL then).
