@@ -14,19 +14,11 @@ one at fault gets the 400; any other failure of a shared call is every one of it
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 from gateway import v2wire
-from gateway.errors import PredictorError
 from gateway.predictor import PredictorClient
+from gateway.sharedcall import Waiting, answer, settle, take
 from gateway.v2wire import InferResult
-
-
-@dataclass
-class _Waiting:
-    images: list[bytes]
-    request_id: str
-    result: asyncio.Future[InferResult] = field(default_factory=asyncio.Future)
 
 
 class SharedImageCalls:
@@ -44,7 +36,7 @@ class SharedImageCalls:
         self.max_images = max_images
         self.in_flight = 0
         self._calls = 0
-        self._queue: list[_Waiting] = []
+        self._queue: list[Waiting[bytes]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
     @property
@@ -57,7 +49,7 @@ class SharedImageCalls:
         try:
             if self.max_in_flight <= 0 or (self._calls < self.max_in_flight and not self._queue):
                 return await self._call(images, request_id)
-            waiting = _Waiting(images, request_id)
+            waiting = Waiting(images, request_id)
             self._queue.append(waiting)
             return await waiting.result
         finally:
@@ -75,44 +67,18 @@ class SharedImageCalls:
         """Send what waits, one call a free slot."""
         self._queue = [w for w in self._queue if not w.result.done()]  # cancelled while waiting
         while self._queue and self._calls < self.max_in_flight:
-            batch = [self._queue.pop(0)]
-            count = len(batch[0].images)
-            while self._queue and count + len(self._queue[0].images) <= self.max_images:
-                batch.append(self._queue.pop(0))
-                count += len(batch[-1].images)
+            batch = take(self._queue, self.max_images)
             self._calls += 1  # the slot is taken now; `_send` hands it to its call
             task = asyncio.get_running_loop().create_task(self._send(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[_Waiting]) -> None:
+    async def _send(self, batch: list[Waiting[bytes]]) -> None:
         self._calls -= 1  # `_call` takes it again before anything else runs
-        try:
-            fetched = await self._call([image for w in batch for image in w.images], batch[0].request_id)
-        except Exception as exc:  # every waiter must hear of it, whatever it is
-            if isinstance(exc, PredictorError) and exc.reason == "bad_request" and len(batch) > 1:
-                await asyncio.gather(*(self._alone(waiting) for waiting in batch))
-                return
-            for waiting in batch:
-                _settle(waiting, exc)
-            return
-        start = 0
-        for waiting in batch:
-            rows = fetched.rows[start : start + len(waiting.images)]
-            start += len(waiting.images)
-            _settle(waiting, InferResult(rows, fetched.parameters))
+        await answer(batch, self._call, self._alone)
 
-    async def _alone(self, waiting: _Waiting) -> None:
+    async def _alone(self, waiting: Waiting[bytes]) -> None:
         try:
-            _settle(waiting, await self._call(waiting.images, waiting.request_id))
+            settle(waiting, await self._call(waiting.items, waiting.request_id))
         except Exception as exc:
-            _settle(waiting, exc)
-
-
-def _settle(waiting: _Waiting, outcome: InferResult | Exception) -> None:
-    if waiting.result.done():  # its request was cancelled meanwhile
-        return
-    if isinstance(outcome, Exception):
-        waiting.result.set_exception(outcome)
-    else:
-        waiting.result.set_result(outcome)
+            settle(waiting, exc)

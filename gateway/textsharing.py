@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway import v2wire
-from gateway.errors import PredictorError
 from gateway.predictor import PredictorClient
+from gateway.sharedcall import Waiting, answer, take
 from gateway.v2wire import InferResult
 
 log = logging.getLogger("gateway")
@@ -41,14 +40,6 @@ class ImageCallStats(Protocol):
         ...
 
 
-@dataclass
-class _Waiting:
-    texts: list[str]
-    request_id: str
-    deadline: float
-    result: asyncio.Future[InferResult] = field(default_factory=asyncio.Future)
-
-
 class SharedTextCalls:
     """Sends texts to `client` (the text predictor), holding them for company while the image calls
     described by `image_calls` would make their requests wait anyway."""
@@ -60,7 +51,7 @@ class SharedTextCalls:
         self.image_calls = image_calls
         self.max_texts = max_texts
         self.max_wait_s = max_wait_s
-        self._queue: list[_Waiting] = []
+        self._queue: list[Waiting[str]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._calls: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
@@ -79,14 +70,14 @@ class SharedTextCalls:
         hold = self.hold_s() if image_call is not None else 0.0
         if hold <= 0 and not self._queue:
             return await self._call(texts, request_id)
-        waiting = _Waiting(texts, request_id, time.monotonic() + max(hold, 0.0))
+        waiting = Waiting(texts, request_id, time.monotonic() + max(hold, 0.0))
         self._queue.append(waiting)
         if image_call is not None:
             image_call.add_done_callback(lambda _: self._hurry(waiting))
         self._send_due()
         return await waiting.result
 
-    def _hurry(self, waiting: _Waiting) -> None:
+    def _hurry(self, waiting: Waiting[str]) -> None:
         if not waiting.result.done():  # its image is back first: no reason left to wait
             self._send_due(now=True)
 
@@ -99,47 +90,19 @@ class SharedTextCalls:
         if not self._queue:
             return
         delay = min(w.deadline for w in self._queue) - time.monotonic()
-        if not now and delay > 0 and sum(len(w.texts) for w in self._queue) < self.max_texts:
+        if not now and delay > 0 and sum(len(w.items) for w in self._queue) < self.max_texts:
             self._timer = asyncio.get_running_loop().call_later(delay, self._send_due)
             return
         while self._queue:
-            batch: list[_Waiting] = []
-            count = 0
-            while self._queue and (not batch or count + len(self._queue[0].texts) <= self.max_texts):
-                waiting = self._queue.pop(0)
-                batch.append(waiting)
-                count += len(waiting.texts)
+            batch = take(self._queue, self.max_texts)
             call = asyncio.get_running_loop().create_task(self._send(batch))
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
 
-    async def _send(self, batch: list[_Waiting]) -> None:
-        texts = [text for waiting in batch for text in waiting.texts]
+    async def _send(self, batch: list[Waiting[str]]) -> None:
         if len(batch) > 1 and log.isEnabledFor(logging.DEBUG):
             log.debug("one text call for requests %s", ",".join(w.request_id for w in batch))
-        try:
-            fetched = await self._call(texts, batch[0].request_id)
-        except Exception as exc:  # every waiter must hear of it, whatever it is
-            if isinstance(exc, PredictorError) and exc.reason == "bad_request" and len(batch) > 1:
-                await asyncio.gather(*(self._send([waiting]) for waiting in batch))
-                return
-            for waiting in batch:
-                _settle(waiting, exc)
-            return
-        start = 0
-        for waiting in batch:
-            rows = fetched.rows[start : start + len(waiting.texts)]
-            start += len(waiting.texts)
-            _settle(waiting, InferResult(rows, fetched.parameters))
+        await answer(batch, self._call, lambda waiting: self._send([waiting]))
 
     async def _call(self, texts: list[str], request_id: str) -> InferResult:
         return await self.client.infer(v2wire.text_request(texts, request_id), len(texts), request_id)
-
-
-def _settle(waiting: _Waiting, outcome: InferResult | Exception) -> None:
-    if waiting.result.done():  # its request was cancelled meanwhile
-        return
-    if isinstance(outcome, Exception):
-        waiting.result.set_exception(outcome)
-    else:
-        waiting.result.set_result(outcome)
