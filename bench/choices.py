@@ -8,22 +8,25 @@ kernel choice, and times the two workloads a predictor serves, which the trial a
 (`predictors.engines.trial`): **under load**, its forward workers' passes at once, each a worker's share
 of a full batch (at most `--batch` items); **alone**, one item in a pass with nothing beside it, on
 every thread the predictor gives such a pass. Only the tower is timed (pixels and token ids are prepared
-once): that is where the choices differ. Every round runs every choice once, in an order that rotates
-from round to round, so that the machine's drift hits all alike. Items/s per choice are medians over the
-rounds; the verdict compares the default with the best forced choice, per tower and workload. Prints
-one JSON object; `bench.run` runs it per model.
+once): that is where the choices differ. Each model lives in a process of its own, as in a predictor:
+models loaded side by side in one process slow each other down unevenly (the same engine ran at half
+its rate beside four other models). Every round runs every choice once, one process at a time, in an
+order that rotates from round to round, so that the machine's drift hits all alike. Items/s per choice
+are medians over the rounds; the verdict compares the default with the best forced choice, per tower and
+workload. Prints one JSON object; `bench.run` runs it per model.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
+import multiprocessing
 import shlex
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
@@ -108,24 +111,69 @@ def _rate(model: ClipModel[Any], w: Workload, pool: ThreadPoolExecutor, min_s: f
     return steps * w.workers * len(w.x) / (time.perf_counter() - started)
 
 
-def compare(
-    models: dict[str, ClipModel[Any]], kind: str, batch: int, rounds: int, min_s: float
-) -> dict[str, Any]:
+class Isolated:
+    """One choice's model, loaded in a process of its own (`_serve`), timed on request."""
+
+    def __init__(self, kind: str, flags: list[str], label: str, batch: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._proc = context.Process(target=_serve, args=(child, kind, flags, label, batch), daemon=True)
+        self._proc.start()
+        child.close()
+        ready = self._receive()
+        self.chose: str = ready["chose"]
+        self.workloads: list[str] = ready["workloads"]  # each described with the model's own threads
+
+    def _receive(self) -> Any:
+        try:
+            message = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the model's process exited with {self._proc.exitcode}") from None
+        if isinstance(message, dict) and "error" in message:
+            raise RuntimeError(message["error"])
+        return message
+
+    def rate(self, workload: int, min_s: float) -> float:
+        self._conn.send((workload, min_s))
+        return float(self._receive())
+
+    def close(self) -> None:
+        self._conn.send(None)
+        self._proc.join(60)
+        if self._proc.is_alive():
+            self._proc.kill()
+
+
+def _serve(conn: Connection, kind: str, flags: list[str], label: str, batch: int) -> None:
+    """The model's process: load, say what it chose, then time workloads until told to stop."""
+    try:
+        model = load(kind, flags, label)
+    except Exception as e:
+        conn.send({"error": f"{label}: {type(e).__name__}: {e}"})
+        return
+    steps = workloads(model, batch)
+    described = [w.describe(model.threads.total if w.alone else model.threads.shared) for w in steps]
+    with ThreadPoolExecutor(model.threads.workers) as pool:
+        conn.send({"chose": str(model.trial.choice), "workloads": described})
+        while (request := conn.recv()) is not None:
+            i, min_s = request
+            conn.send(_rate(model, steps[i], pool, min_s))
+    model.stop()
+
+
+def compare(models: dict[str, Isolated], kind: str, rounds: int, min_s: float) -> dict[str, Any]:
     """Per workload of the `kind` tower, the interleaved rates and the verdict."""
     labels = list(models)
     out: dict[str, Any] = {}
     default = models[engines.AUTO]
-    with ThreadPoolExecutor(max(m.threads.workers for m in models.values())) as pool:
-        for i, w in enumerate(workloads(default, batch)):
-            steps = {label: workloads(m, batch)[i] for label, m in models.items()}  # each its own workers
-            for label, m in models.items():
-                _rate(m, steps[label], pool, 0.0)  # warm-up: first passes allocate
-            rates: dict[str, list[float]] = {label: [] for label in labels}
-            for r in range(rounds):
-                for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-                    rates[label].append(_rate(models[label], steps[label], pool, min_s))
-            threads = default.threads.total if w.alone else default.threads.shared
-            out[f"{kind}, {w.name}"] = {**verdict(rates), "workload": w.describe(threads), "rounds": rates}
+    for i, name in enumerate(("under load", "alone")):
+        for model in models.values():
+            model.rate(i, 0.0)  # warm-up: first passes allocate
+        rates: dict[str, list[float]] = {label: [] for label in labels}
+        for r in range(rounds):
+            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+                rates[label].append(models[label].rate(i, min_s))
+        out[f"{kind}, {name}"] = {**verdict(rates), "workload": default.workloads[i], "rounds": rates}
     return out
 
 
@@ -142,13 +190,15 @@ def main() -> None:
     cases: dict[str, Any] = {}
     chose: dict[str, str] = {}
     for kind in ("image", "text"):
-        models = {label: load(kind, flags, label) for label in labels}
-        chose[kind] = str(models[engines.AUTO].trial.choice)
-        cases.update(compare(models, kind, args.batch, args.rounds, args.min_s))
-        for m in models.values():
-            m.stop()
-        del models
-        gc.collect()
+        models: dict[str, Isolated] = {}
+        try:
+            for label in labels:  # one at a time: loads (and the default's trial) run alone
+                models[label] = Isolated(kind, flags, label, args.batch)
+            chose[kind] = models[engines.AUTO].chose
+            cases.update(compare(models, kind, args.rounds, args.min_s))
+        finally:
+            for model in models.values():
+                model.close()
     result = {
         "default_chose": chose,
         "within": WITHIN,
