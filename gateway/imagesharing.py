@@ -17,7 +17,7 @@ import asyncio
 
 from gateway import v2wire
 from gateway.predictor import PredictorClient
-from gateway.sharedcall import Waiting, answer, settle, take
+from gateway.sharedcall import Waiting, answer, take
 from gateway.v2wire import InferResult
 
 
@@ -75,10 +75,4 @@ class SharedImageCalls:
 
     async def _send(self, batch: list[Waiting[bytes]]) -> None:
         self._calls -= 1  # `_call` takes it again before anything else runs
-        await answer(batch, self._call, self._alone)
-
-    async def _alone(self, waiting: Waiting[bytes]) -> None:
-        try:
-            settle(waiting, await self._call(waiting.items, waiting.request_id))
-        except Exception as exc:
-            settle(waiting, exc)
+        await answer(batch, self._call)

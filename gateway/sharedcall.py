@@ -34,19 +34,15 @@ def take(queue: list[Waiting[T]], most: int) -> list[Waiting[T]]:
     return batch
 
 
-async def answer(
-    batch: list[Waiting[T]],
-    call: Callable[[list[T], str], Awaitable[InferResult]],
-    again_alone: Callable[[Waiting[T]], Awaitable[None]],
-) -> None:
+async def answer(batch: list[Waiting[T]], call: Callable[[list[T], str], Awaitable[InferResult]]) -> None:
     """Send `batch`'s items in one `call(items, request_id)` and hand each request its rows; a failure
-    reaches every request, except that a call rejected as bad input goes again request by request
-    (`again_alone`), so only the one at fault gets the 400."""
+    reaches every request, except that a call rejected as bad input goes again request by request, so
+    only the one at fault gets the 400."""
     try:
         fetched = await call([item for w in batch for item in w.items], batch[0].request_id)
     except Exception as exc:  # every waiter must hear of it, whatever it is
         if isinstance(exc, PredictorError) and exc.reason == "bad_request" and len(batch) > 1:
-            await asyncio.gather(*(again_alone(waiting) for waiting in batch))
+            await asyncio.gather(*(answer([waiting], call) for waiting in batch))
             return
         for waiting in batch:
             settle(waiting, exc)

@@ -102,7 +102,7 @@ class SharedTextCalls:
     async def _send(self, batch: list[Waiting[str]]) -> None:
         if len(batch) > 1 and log.isEnabledFor(logging.DEBUG):
             log.debug("one text call for requests %s", ",".join(w.request_id for w in batch))
-        await answer(batch, self._call, lambda waiting: self._send([waiting]))
+        await answer(batch, self._call)
 
     async def _call(self, texts: list[str], request_id: str) -> InferResult:
         return await self.client.infer(v2wire.text_request(texts, request_id), len(texts), request_id)

@@ -18,6 +18,12 @@ from tests.support.tiers import process_fixture
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The event loop of the `anyio`-marked tests: the gateway runs on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture
 def fake() -> FakePredictors:
     return FakePredictors()
 

@@ -18,16 +18,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fake() -> FakePredictors:
-    return FakePredictors()
-
-
-@pytest.fixture
 async def image(fake: FakePredictors) -> AsyncIterator[PredictorClient]:
     client = PredictorClient("image", IMAGE_URL, "clip-image", 5.0, Metrics(), 8, fake.transport())
     yield client

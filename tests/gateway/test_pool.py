@@ -17,11 +17,6 @@ pytestmark = pytest.mark.anyio
 READY = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class HoldingServer:
     """An HTTP/1.1 server on 127.0.0.1 that holds each request until `release_one()`, and counts the
     connections opened to it."""

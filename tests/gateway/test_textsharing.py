@@ -25,16 +25,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fake() -> FakePredictors:
-    return FakePredictors()
-
-
-@pytest.fixture
 async def text(fake: FakePredictors) -> AsyncIterator[PredictorClient]:
     client = PredictorClient("text", TEXT_URL, "clip-text", 5.0, Metrics(), 8, fake.transport())
     yield client
