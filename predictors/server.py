@@ -22,11 +22,13 @@ middlewares and routing (`predictors.fastinfer`), unless `--enable_latency_loggi
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import logging.config
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,6 +45,11 @@ from .loading import ModelLoadError
 from .memory import keep_freed_memory
 from .model import ClipModel
 from .settings import Kind, Settings, read_settings
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]; asyncio serves without it
+    uvloop = None  # type: ignore[assignment]
 
 logger = logging.getLogger("predictors")
 
@@ -88,6 +95,14 @@ class ClipModelServer(model_server.ModelServer):
         model_server.app.add_exception_handler(Wedged, _wedged)
         model_server.app.add_exception_handler(RequestValidationError, _malformed)
 
+    async def _serve(self) -> None:
+        # KServe's setup_event_loop() configures the loop that is current before its asyncio.run(), not
+        # the one asyncio.run() makes: the exception handler and `--max_asyncio_workers` go on this one.
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._custom_exception_handler or self.default_exception_handler)
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=self.max_asyncio_workers))
+        await super()._serve()
+
 
 async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     # A handled 503 keeps the keep-alive connection (KServe's generic handler would drop it).
@@ -123,6 +138,20 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def use_event_loop(choice: str) -> str:
+    """Make `--event_loop` the loop KServe serves on, and name it.
+
+    KServe's `ModelServer.start` serves under `asyncio.run()` with the default policy, so its flag
+    never reaches the serving loop; the policy set here does (auto: uvloop when installed, as uvicorn
+    reads it). A current loop keeps KServe's `setup_event_loop()` from failing under uvloop's policy.
+    """
+    if choice == "asyncio" or uvloop is None:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    return "uvloop"
+
+
 def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
     """Entry point of `python -m predictors.<kind>`."""
     settings = read_settings(kind)
@@ -139,15 +168,16 @@ def run(kind: Kind, model_cls: type[ClipModel[Any]]) -> None:
     loaded = model.loaded
     if loaded.pretrained == "none":
         logger.warning("--pretrained none: serving RANDOM weights, useful only to measure compute cost")
+    event_loop = use_event_loop(settings.event_loop)
     logger.info(
         "serving %s: arch=%s pretrained=%s embed_dim=%d on %s with %s (by %s), batches up to %d items "
         "within %g ms, up to %d forward pass(es) at once on %d threads (%d each when they overlap; "
-        "threads from %s), at most %d items held, stall bound %g s, HTTP :%d gRPC :%s",
+        "threads from %s), at most %d items held, stall bound %g s, HTTP :%d gRPC :%s on %s",
         settings.model_name, loaded.arch, loaded.pretrained, loaded.embed_dim, loaded.device,
         model.tower.choice, model.trial.how, settings.max_batch_size, settings.max_batch_delay_ms,
         model.threads.workers, model.threads.total, model.threads.shared, model.threads.source,
         settings.max_queue_items, settings.stall_timeout_s, settings.http_port,
-        settings.grpc_port if settings.enable_grpc else "off",
+        settings.grpc_port if settings.enable_grpc else "off", event_loop,
     )  # fmt: skip
     server = ClipModelServer(
         model,

@@ -42,7 +42,7 @@ def demo_ref() -> Reference:
 @process_fixture(scope="module", params=[(e, k) for e in ENGINES for k in ("image", "text")], ids=str)
 def forced(request: pytest.FixtureRequest, demo_ref: Reference, log_dir: Path) -> Iterator[Tower]:
     engine, kind = request.param
-    server = start_predictor(kind, DEMO_MODEL_DIR, log_dir, ENGINES[engine][0])
+    server = start_predictor(kind, DEMO_MODEL_DIR, log_dir, [*event_loop_flags(engine), *ENGINES[engine][0]])
     try:
         if kind == "image":
             images = sample_images()
@@ -51,6 +51,11 @@ def forced(request: pytest.FixtureRequest, demo_ref: Reference, log_dir: Path) -
             yield Tower(server, "clip-text", "text", TEXTS, demo_ref.texts(TEXTS), demo_ref.logit_scale)
     finally:
         server.stop()
+
+
+def event_loop_flags(engine: str) -> list[str]:
+    # The torch servers run on asyncio, the others on the default (uvloop): every client form on both.
+    return ["--event-loop", "asyncio"] if engine == "torch" else []
 
 
 def engine_of(tower: Tower) -> str:
@@ -88,6 +93,13 @@ def test_grpc(forced: Tower) -> None:
             await client.close()
 
     assert_same_embeddings(asyncio.run(call()).outputs[0].as_numpy(), forced.expected)
+
+
+def test_the_start_line_names_the_event_loop_served_on(forced: Tower) -> None:
+    assert forced.server.log_path is not None
+    serving = next(ln for ln in forced.server.log_path.read_text().splitlines() if "serving clip-" in ln)
+    wanted = "asyncio" if event_loop_flags(engine_of(forced)) else "uvloop"
+    assert serving.endswith(f"gRPC :{forced.grpc.rsplit(':', 1)[1]} on {wanted}"), serving
 
 
 def test_config_names_the_forced_engine(forced: Tower) -> None:
