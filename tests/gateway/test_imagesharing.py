@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from gateway.errors import PredictorError
 from gateway.imagesharing import SharedImageCalls
-from gateway.metrics import Metrics
-from gateway.predictor import PredictorClient
-from tests.gateway.fakes import IMAGE_URL, FakePredictors, infer_request, vector
+from tests.gateway.fakes import FakePredictors, infer_request, vector
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def image(fake: FakePredictors) -> AsyncIterator[PredictorClient]:
-    client = PredictorClient("image", IMAGE_URL, "clip-image", 5.0, Metrics(), 8, fake.transport())
-    yield client
-    await client.aclose()
 
 
 def sent(fake: FakePredictors) -> list[list[bytes]]:

@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.gateway.conftest import slow_image_stack
 from tests.gateway.test_textbatch_real import calls
-from tests.support.stack import LocalStack, plan_stack, start_stack
+from tests.support.stack import LocalStack
 from tests.support.tiers import process_fixture
 
 COLOURS = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange"]
@@ -27,15 +28,10 @@ COLOURS = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange
 
 @process_fixture(scope="module")
 def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = plan_stack(tiny_dir, tmp_path_factory.mktemp("logs"))
-    image = stack.servers["clip-image"]
-    image.argv = [*image.argv, "--max_batch_delay_ms", "300"]
-    stack.servers["clip-gateway"].env["GATEWAY_IMAGE_CALLS_IN_FLIGHT"] = "1"
-    start_stack(stack)
-    try:
-        yield stack
-    finally:
-        stack.stop_all()
+    with slow_image_stack(
+        tiny_dir, tmp_path_factory.mktemp("logs"), {"GATEWAY_IMAGE_CALLS_IN_FLIGHT": "1"}
+    ) as s:
+        yield s
 
 
 def body(colour: str) -> dict[str, object]:

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.stack import LocalStack, plan_stack, start_stack
+from tests.gateway.conftest import slow_image_stack
+from tests.support.stack import LocalStack
 from tests.support.tiers import process_fixture
 
 COLOURS = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange", "gray", "pink"]
@@ -25,17 +26,12 @@ COLOURS = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange
 
 @process_fixture(scope="module")
 def stack(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = plan_stack(tiny_dir, tmp_path_factory.mktemp("logs"))
-    image = stack.servers["clip-image"]
-    image.argv = [*image.argv, "--max_batch_delay_ms", "300"]
-    gateway = stack.servers["clip-gateway"].env
-    gateway["GATEWAY_TEXT_CACHE_SIZE"] = "0"  # every text reaches the predictor
-    gateway["GATEWAY_IMAGE_CALLS_IN_FLIGHT"] = "0"  # one image call a request (test_imagesharing_real)
-    start_stack(stack)
-    try:
-        yield stack
-    finally:
-        stack.stop_all()
+    env = {
+        "GATEWAY_TEXT_CACHE_SIZE": "0",  # every text reaches the predictor
+        "GATEWAY_IMAGE_CALLS_IN_FLIGHT": "0",  # one image call a request (test_imagesharing_real)
+    }
+    with slow_image_stack(tiny_dir, tmp_path_factory.mktemp("logs"), env) as s:
+        yield s
 
 
 def body(colour: str) -> dict[str, object]:

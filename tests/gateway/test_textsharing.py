@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from gateway.errors import PredictorError
-from gateway.metrics import Metrics
-from gateway.predictor import PredictorClient
 from gateway.textsharing import SharedTextCalls
-from tests.gateway.fakes import TEXT_URL, FakePredictors, infer_request, vector
+from tests.gateway.fakes import FakePredictors, infer_request, vector
 
 # The image calls as the sharing policy sees them: several image calls in flight, each taking a minute, so
 # texts may wait as long as max_wait_s.
@@ -22,13 +19,6 @@ BUSY = SimpleNamespace(in_flight=4, typical_s=60.0)
 IDLE = SimpleNamespace(in_flight=1, typical_s=60.0)  # only the request's own image in flight
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def text(fake: FakePredictors) -> AsyncIterator[PredictorClient]:
-    client = PredictorClient("text", TEXT_URL, "clip-text", 5.0, Metrics(), 8, fake.transport())
-    yield client
-    await client.aclose()
 
 
 def sent(fake: FakePredictors) -> list[list[str]]:
