@@ -13,13 +13,16 @@ models loaded side by side in one process slow each other down unevenly (the sam
 its rate beside four other models). Every round runs every choice once, one process at a time, in an
 order that rotates from round to round, so that the machine's drift hits all alike. Items/s per choice
 are medians over the rounds; the verdict compares the default with the best forced choice, per tower and
-workload. Prints one JSON object; `bench.run` runs it per model.
+workload, by the median of their ratios round by round, with an interval for it: on a machine whose
+speed drifts by tens of percent from one second to the next, a default below 3% is slower beyond the
+noise only when the whole interval is. Prints one JSON object; `bench.run` runs it per model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import shlex
 import statistics
@@ -58,17 +61,35 @@ class Workload:
         return f"{self.workers} pass(es) at once of {len(self.x)} item(s) on {threads} thread(s) each"
 
 
+def median_interval(values: list[float], level: float = 0.9) -> tuple[float, float, float]:
+    """A distribution-free interval for the median of `values`: order statistics k and n+1-k, k the
+    largest whose binomial tail leaves at least `level` inside. Returns (low, high, coverage); with too
+    few values for `level`, the range and the coverage it has."""
+    x, n = sorted(values), len(values)
+    tail = [math.comb(n, i) / 2**n for i in range(n + 1)]  # P(Binomial(n, 1/2) = i)
+    k = 1
+    while k < n // 2 and 1 - 2 * sum(tail[: k + 1]) >= level:
+        k += 1
+    return x[k - 1], x[n - k], 1 - 2 * sum(tail[:k])
+
+
 def verdict(rates: dict[str, list[float]]) -> dict[str, Any]:
-    """Medians of each choice's rounds, and the default (`engines.AUTO`) over the best forced one."""
+    """Medians of each choice's rounds, and the default (`engines.AUTO`) over the best forced one: the
+    median of the rounds' ratios (both ran in each round) and its interval (`median_interval`)."""
     medians = {label: statistics.median(r) for label, r in rates.items()}
     forced = {label: m for label, m in medians.items() if label != engines.AUTO}
     best = max(forced, key=forced.__getitem__)
-    ratio = medians[engines.AUTO] / forced[best]
+    paired = [a / b for a, b in zip(rates[engines.AUTO], rates[best], strict=True)]
+    ratio = statistics.median(paired)
+    low, high, coverage = median_interval(paired)
     return {
         "items_per_s": medians,
         "best_forced": best,
         "default_over_best": ratio,
+        "interval": [low, high],
+        "interval_coverage": coverage,
         "passed": ratio >= WITHIN,
+        "slower_beyond_noise": high < WITHIN,
     }
 
 

@@ -58,17 +58,30 @@ def _verdict(verdict: dict[str, Any]) -> list[str]:
         "",
         f"Default (chose {chose}) against each forced choice, items/s, medians of interleaved rounds, "
         f"each tower as its predictor runs it (pass: the default at least {verdict['within']:g}x the best "
-        "forced one):",
+        "forced one, by the median of their ratios round by round; in brackets the interval of that "
+        "median and its coverage):",
         "",
         "| tower, workload | " + " | ".join(labels) + " | default / best forced | verdict |",
         "|---|" + "---|" * (len(labels) + 2),
     ]
     for case, c in verdict["cases"].items():
         rates = " | ".join(f"{c['items_per_s'][label]:.1f}" for label in labels)
-        passed = "pass" if c["passed"] else "FAIL"
         what = f"{case} ({c['workload']})" if "workload" in c else case
-        out.append(f"| {what} | {rates} | {c['default_over_best']:.3f} | {passed} |")
+        ratio = f"{c['default_over_best']:.3f}"
+        if "interval" in c:
+            low, high = c["interval"]
+            ratio += f" ({low:.2f}-{high:.2f}, {c['interval_coverage']:.0%})"
+        out.append(f"| {what} | {rates} | {ratio} | {case_verdict(c)} |")
     return out
+
+
+def case_verdict(case: dict[str, Any]) -> str:
+    """pass, FAIL, or FAIL within the noise (the interval of the default's ratio reaches the bound)."""
+    if case["passed"]:
+        return "pass"
+    if case.get("slower_beyond_noise", True):
+        return "FAIL"
+    return "FAIL (within the noise: the interval reaches the bound)"
 
 
 def _choices(model: dict[str, Any]) -> list[str]:
@@ -120,7 +133,7 @@ def markdown(result: dict[str, Any]) -> str:
     out = [f"# Benchmark `{result['name']}`", "", f"Machine: {machine.describe(result['machine'])}", ""]
     ceiling = result["loadgen_ceiling"]
     out.append(
-        f"Load generator ceiling (aiohttp, GET /healthz, concurrency {ceiling['concurrency']}): "
+        f"Load generator ceiling (GET /healthz, concurrency {ceiling['concurrency']}): "
         f"{ceiling['requests_per_s']:.0f} requests/s."
     )
     for model in result["models"]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import breakdown, choices, machine, readme
+from bench import breakdown, choices, machine, readme, report
 from bench.inprocess import limit
 from devtools.procs import ROOT
 
@@ -108,9 +108,27 @@ def test_the_default_passes_within_3_percent_of_the_best_forced_choice() -> None
     close = choices.verdict({"auto": [98.0, 97.5, 99.0], "torch fp32": [90.0, 91.0, 89.0],
                              "onnxruntime fp32": [100.0, 99.0, 101.0]})  # fmt: skip
     assert close["best_forced"] == "onnxruntime fp32"
-    assert close["default_over_best"] == pytest.approx(0.98) and close["passed"] is True
+    assert close["default_over_best"] == pytest.approx(99.0 / 101.0) and close["passed"] is True  # round 3
     slow = choices.verdict({"auto": [95.0], "torch fp32": [100.0]})
-    assert slow["passed"] is False  # 5% slower than the best forced choice
+    assert slow["passed"] is False and slow["slower_beyond_noise"] is True  # 5% slower than the best forced
+
+
+def test_a_default_below_the_bound_only_within_the_noise_is_told_apart_from_a_slower_one() -> None:
+    # The same engine twice on a machine whose speed drifts: the rounds' ratios straddle 1.
+    drifting = choices.verdict({"auto": [90.0, 104.0, 95.0, 88.0, 101.0], "onnxruntime fp32": [100.0] * 5})
+    assert drifting["default_over_best"] == pytest.approx(0.95) and drifting["passed"] is False
+    assert drifting["interval"] == pytest.approx([0.88, 1.04]) and drifting["slower_beyond_noise"] is False
+    assert drifting["interval_coverage"] == pytest.approx(1 - 2 / 32)  # 5 rounds: from the least to the most
+    slower = choices.verdict({"auto": [90.0, 93.0, 95.0, 88.0, 94.0], "onnxruntime fp32": [100.0] * 5})
+    assert slower["passed"] is False and slower["slower_beyond_noise"] is True
+    assert report.case_verdict(drifting).startswith("FAIL (within the noise")
+    assert report.case_verdict(slower) == "FAIL"
+
+
+def test_the_interval_of_a_median_narrows_with_more_rounds() -> None:
+    assert choices.median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0, 0.75)  # too few rounds for 90%
+    low, high, coverage = choices.median_interval([float(i) for i in range(1, 16)])
+    assert (low, high) == (4.0, 12.0) and coverage == pytest.approx(0.9648, abs=1e-4)
 
 
 def _choice(label: str, pairs: float, one_ms: float) -> dict[str, Any]:
