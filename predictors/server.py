@@ -139,7 +139,7 @@ def _fail(message: str) -> None:
 
 
 def use_event_loop(choice: str) -> str:
-    """Make `--event_loop` the loop KServe serves on, and name it.
+    """Make `--event-loop` the loop KServe serves on, and name it.
 
     KServe's `ModelServer.start` serves under `asyncio.run()` with the default policy, so its flag
     never reaches the serving loop; the policy set here does (auto: uvloop when installed, as uvicorn
