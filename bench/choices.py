@@ -11,7 +11,8 @@ every thread the predictor gives such a pass. Only the tower is timed (pixels an
 once): that is where the choices differ. Each model lives in a process of its own, as in a predictor:
 models loaded side by side in one process slow each other down unevenly (the same engine ran at half
 its rate beside four other models). Every round runs every choice once, one process at a time, in an
-order that rotates from round to round, so that the machine's drift hits all alike. Items/s per choice
+order that changes from round to round (`balanced_order`), so that the machine's drift and what one
+process leaves behind for the next hit all alike. Items/s per choice
 are medians over the rounds; the verdict compares the default with the best forced choice, per tower and
 workload, by the median of their ratios round by round, with an interval for it: on a machine whose
 speed drifts by tens of percent from one second to the next, a default below 3% is slower beyond the
@@ -119,15 +120,21 @@ def workloads(model: ClipModel[Any], batch: int) -> list[Workload]:
     ]
 
 
+def _step(model: ClipModel[Any], w: Workload, pool: ThreadPoolExecutor) -> None:
+    if w.workers == 1:
+        model.tower.encode(w.x, w.alone)
+    else:
+        for done in [pool.submit(model.tower.encode, w.x, False) for _ in range(w.workers)]:
+            done.result()
+
+
 def _rate(model: ClipModel[Any], w: Workload, pool: ThreadPoolExecutor, min_s: float) -> float:
-    """Items/s of repeated steps over at least `min_s` seconds."""
+    """Items/s of repeated steps over at least `min_s` seconds, after one untimed step: the process
+    before it on the CPU left the caches holding its own model."""
+    _step(model, w, pool)
     steps, started = 0, time.perf_counter()
     while steps == 0 or time.perf_counter() - started < min_s:
-        if w.workers == 1:
-            model.tower.encode(w.x, w.alone)
-        else:
-            for done in [pool.submit(model.tower.encode, w.x, False) for _ in range(w.workers)]:
-                done.result()
+        _step(model, w, pool)
         steps += 1
     return steps * w.workers * len(w.x) / (time.perf_counter() - started)
 
@@ -182,6 +189,21 @@ def _serve(conn: Connection, kind: str, flags: list[str], label: str, batch: int
     model.stop()
 
 
+def balanced_order(labels: list[str], r: int) -> list[str]:
+    """The order of round `r`: rows of a Williams design, in which every choice runs first, last and
+    right after every other choice equally often over a full cycle (len(labels) rounds, twice that for
+    an odd count). A plain rotation keeps each choice behind the same neighbour in every round, so
+    whatever one process leaves behind on the CPU would fall on one choice alone."""
+    n = len(labels)
+    first = [0]
+    for k in range(1, n):  # 0, 1, n-1, 2, n-2, ...
+        first.append((k + 1) // 2 if k % 2 else n - k // 2)
+    rows = [[(i + shift) % n for i in first] for shift in range(n)]
+    if n % 2:
+        rows += [row[::-1] for row in rows]
+    return [labels[i] for i in rows[r % len(rows)]]
+
+
 def compare(models: dict[str, Isolated], kind: str, rounds: int, min_s: float) -> dict[str, Any]:
     """Per workload of the `kind` tower, the interleaved rates and the verdict."""
     labels = list(models)
@@ -192,7 +214,7 @@ def compare(models: dict[str, Isolated], kind: str, rounds: int, min_s: float) -
             model.rate(i, 0.0)  # warm-up: first passes allocate
         rates: dict[str, list[float]] = {label: [] for label in labels}
         for r in range(rounds):
-            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+            for label in balanced_order(labels, r):
                 rates[label].append(models[label].rate(i, min_s))
         out[f"{kind}, {name}"] = {**verdict(rates), "workload": default.workloads[i], "rounds": rates}
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,18 @@ def test_the_interval_of_a_median_narrows_with_more_rounds() -> None:
     assert choices.median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0, 0.75)  # too few rounds for 90%
     low, high, coverage = choices.median_interval([float(i) for i in range(1, 16)])
     assert (low, high) == (4.0, 12.0) and coverage == pytest.approx(0.9648, abs=1e-4)
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_each_choice_runs_first_and_after_each_other_choice_equally_often_over_a_cycle(n: int) -> None:
+    labels = [f"choice {i}" for i in range(n)]
+    cycle = n if n % 2 == 0 else 2 * n
+    rounds = [choices.balanced_order(labels, r) for r in range(cycle)]
+    assert all(sorted(order) == labels for order in rounds)
+    assert Counter(order[0] for order in rounds) == {label: cycle // n for label in labels}
+    follows = Counter((a, b) for order in rounds for a, b in zip(order, order[1:], strict=False))
+    assert set(follows.values()) == {cycle // n} and len(follows) == n * (n - 1)
+    assert choices.balanced_order(labels, cycle) == rounds[0]  # and then again
 
 
 def _choice(label: str, pairs: float, one_ms: float) -> dict[str, Any]:
