@@ -16,15 +16,18 @@ process leaves behind for the next hit all alike. Items/s per choice
 are medians over the rounds; the verdict compares the default with the best forced choice, per tower and
 workload, by the median of their ratios round by round, with an interval for it: on a machine whose
 speed drifts by tens of percent from one second to the next, a default below 3% is slower beyond the
-noise only when the whole interval is. Prints one JSON object; `bench.run` runs it per model.
+noise only when the whole interval is. A workload on one thread runs pinned to one CPU, the same for
+every choice (`pin`). Prints one JSON object; `bench.run` runs it per model.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
+import os
 import shlex
 import statistics
 import time
@@ -180,13 +183,26 @@ def _serve(conn: Connection, kind: str, flags: list[str], label: str, batch: int
         conn.send({"error": f"{label}: {type(e).__name__}: {e}"})
         return
     steps = workloads(model, batch)
-    described = [w.describe(model.threads.total if w.alone else model.threads.shared) for w in steps]
+    threads = [model.threads.total if w.alone else model.threads.shared for w in steps]
+    described = [w.describe(n) for w, n in zip(steps, threads, strict=True)]
+    cpus = os.sched_getaffinity(0)
     with ThreadPoolExecutor(model.threads.workers) as pool:
         conn.send({"chose": str(model.trial.choice), "workloads": described})
         while (request := conn.recv()) is not None:
             i, min_s = request
+            one_thread = steps[i].workers == 1 and threads[i] == 1
+            pin({max(cpus)} if one_thread else cpus)
             conn.send(_rate(model, steps[i], pool, min_s))
     model.stop()
+
+
+def pin(cpus: set[int]) -> None:
+    """Let every thread of this process run only on `cpus`. A one-thread workload runs on the same CPU
+    for every choice: the vCPUs of a virtual machine differ in speed from second to second (what shares
+    their host cores), so a choice that happened to land on the slower one would lose by placement."""
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(int(task), cpus)
 
 
 def balanced_order(labels: list[str], r: int) -> list[str]:

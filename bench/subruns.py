@@ -57,6 +57,7 @@ def int8(flags: list[str], args: argparse.Namespace, fp32: dict[str, Any]) -> di
 
 def choices(flags: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """The default against every forced choice, both towers, interleaved rounds (`bench.choices`)."""
-    rounds, min_s = ("10", "0.08") if args.quick else ("20", "0.25")  # whole cycles of `balanced_order` over 5 choices
+    # Whole cycles of `balanced_order` over five choices.
+    rounds, min_s = ("10", "0.08") if args.quick else ("20", "0.25")
     extra = ["--batch", "16", "--rounds", rounds, "--min-s", min_s]
     return _run("bench.choices", flags, args, extra)

@@ -15,8 +15,8 @@ pass slower). Engines rank differently at one item and at a batch, so the winner
 whose worse workload is the least behind that workload's fastest (its `regret`): no workload the
 predictor serves is left far from its best. A candidate whose regret is OUT_OF_RACE times the least
 after a round is timed no more: it cannot win. When the two best are within CLOSE of each other after
-the rounds, up to EXTRA_ROUNDS more rounds time only those that close, so that a near tie is settled by
-more than one noisy round.
+the rounds, or the workloads have different leaders, up to EXTRA_ROUNDS more rounds time only those
+(`contenders`), so that neither a near tie nor a split is settled by one noisy round.
 
 Before any timing, each candidate's features are compared with torch's own on the same inputs (two text
 batches of different lengths, so that a length frozen into a converted graph shows): one whose cosine
@@ -211,8 +211,7 @@ def time_towers(
             least = min(regret(best, c) for c in order)
             order = [c for c in order if regret(best, c) <= OUT_OF_RACE * least]
         for r in range(EXTRA_ROUNDS):
-            least = min(regret(best, c) for c in order)
-            close = [c for c in order if regret(best, c) <= CLOSE * least]
+            close = contenders(best, order)
             if len(close) < 2:
                 break
             one_round(r, close)
@@ -220,6 +219,16 @@ def time_towers(
         if pool is not None:
             pool.shutdown()
     return best
+
+
+def contenders(times: dict[str, dict[Choice, float]], racing: list[Choice]) -> list[Choice]:
+    """Those of `racing` the extra rounds time: the least regret and those within CLOSE of it, and the
+    fastest on each workload. A split (one candidate leads under load, another alone) is decided by
+    how far each is behind on its worse workload, and one round slowed by the machine on one of them
+    flips it; so it gets the extra rounds however far apart the regrets are."""
+    least = min(regret(times, c) for c in racing)
+    leaders = {min(racing, key=t.__getitem__) for t in times.values()}
+    return [c for c in racing if regret(times, c) <= CLOSE * least or c in leaders]
 
 
 def pick(times: dict[str, dict[Choice, float]]) -> Choice:

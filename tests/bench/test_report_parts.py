@@ -3,9 +3,12 @@ verdict, the limit over choices, and the README's performance table (no process,
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -139,7 +142,7 @@ def test_each_choice_runs_first_and_after_each_other_choice_equally_often_over_a
     rounds = [choices.balanced_order(labels, r) for r in range(cycle)]
     assert all(sorted(order) == labels for order in rounds)
     assert Counter(order[0] for order in rounds) == {label: cycle // n for label in labels}
-    follows = Counter((a, b) for order in rounds for a, b in zip(order, order[1:], strict=False))
+    follows = Counter((a, b) for order in rounds for a, b in itertools.pairwise(order))
     assert set(follows.values()) == {cycle // n} and len(follows) == n * (n - 1)
     assert choices.balanced_order(labels, cycle) == rounds[0]  # and then again
 
@@ -186,3 +189,20 @@ def test_the_readme_performance_section_equals_the_committed_results() -> None:
     )
     assert match, "README.md has no generated performance section"
     assert match[1] == performance.table(), "README's performance table is stale: run `make docs`"
+
+
+def test_pinning_puts_every_thread_of_the_process_on_the_cpus_given() -> None:
+    everywhere = os.sched_getaffinity(0)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        choices.pin({max(everywhere)})
+        assert os.sched_getaffinity(worker.native_id) == {max(everywhere)}
+        assert os.sched_getaffinity(0) == {max(everywhere)}
+        choices.pin(everywhere)
+        assert os.sched_getaffinity(worker.native_id) == everywhere
+    finally:
+        choices.pin(everywhere)
+        stop.set()
+        worker.join()

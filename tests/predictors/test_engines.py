@@ -210,6 +210,28 @@ def test_a_candidate_far_behind_after_a_round_is_timed_no_more() -> None:
     assert seconds[TORCH] > trial.OUT_OF_RACE * seconds[ORT]  # still reported, from its one round
 
 
+def test_a_split_between_the_workloads_gets_the_extra_rounds_however_far_apart() -> None:
+    calls: list[tuple[str, bool]] = []
+    pace = {ORT: (0.03, 0.01), OPENVINO: (0.02, 0.017), TORCH: (0.1, 0.1)}  # (under load, alone)
+
+    class Paced(Tower):
+        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+            calls.append((str(self.choice), alone))
+            time.sleep(pace[self.choice][alone])
+            return x
+
+    towers = {c: Paced(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
+    workloads = [trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3)),
+                 trial.Workload(trial.ALONE, torch.zeros(1, 3), alone=True)]  # fmt: skip
+    times = trial.time_towers(towers, workloads, rounds=3)
+    # openvino leads under load, onnxruntime alone; their regrets (1.7, 1.5) are far from CLOSE
+    assert trial.pick(times) == ORT
+    assert trial.contenders(times, [ORT, OPENVINO]) == [ORT, OPENVINO]
+    for engine in ("onnxruntime fp32", "openvino fp32"):  # the untimed step, 3 rounds, every extra one
+        assert calls.count((engine, False)) == 1 + 3 + trial.EXTRA_ROUNDS
+    assert calls.count(("torch fp32", False)) == 2  # out of the race after its first round
+
+
 def test_a_candidate_that_fails_or_differs_is_dropped_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, tiny: LoadedModel, caplog: pytest.LogCaptureFixture
 ) -> None:
