@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,13 +79,31 @@ def rejected(url: str) -> float:
     )
 
 
+def image_queued(stack: LocalStack) -> float:
+    """The image predictor's `clip_queued_items`: images admitted and not yet answered."""
+    text = httpx.get(f"http://127.0.0.1:{stack.servers['clip-image'].ports['http']}/metrics").text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "clip_queued_items" and s.labels == {"model_name": "clip-image"}
+    )
+
+
 def test_a_bad_image_among_waiting_requests_fails_alone(stack) -> None:
     bodies = [body(c) for c in COLOURS]
     bodies[3] = {"image": base64.b64encode(truncated_png()).decode(), "text": "a colourful square"}
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client, ThreadPoolExecutor(1) as lead:
         before = rejected(stack.gateway_url)
+        # A first request takes the one call and the predictor holds it open, so that all eight wait
+        # and share the next call; without it, the bad image could arrive first and go alone.
+        leader = lead.submit(client.post, "/compare/", json=body("white"))
+        deadline = time.monotonic() + 10
+        while image_queued(stack) < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
         answers = together(client, bodies)
         after = client.post("/compare/", json=body("red"))
+    assert leader.result().status_code == 200
     # Its shared call was refused, then it alone: the others went again alone and were answered.
     assert rejected(stack.gateway_url) - before == 2
     assert [r.status_code for r in answers] == [200, 200, 200, 400, 200, 200, 200, 200]
