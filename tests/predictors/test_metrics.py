@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
 from devtools.procs import Program
 from predictors.metrics import ERROR_REASONS
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of the series `name{labels}` on a /metrics page (labels in any order), or None."""
-    for m in re.finditer(rf"^{name}{{(?P<labels>[^}}]*)}} (?P<value>\S+)$", text, re.M):
-        found = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
-        if found == labels:
-            return float(m["value"])
-    return None
+from tests.support.metrics import sample
 
 
 def test_series_exist_at_zero_from_start_and_count_up(text_server: Program) -> None:
