@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.gateway.fakes import FakePredictors, infer_request, png
 from tests.support.gateway_clients import MakeClient, clients_over
+from tests.support.metrics import sample
 
 LABELS = [f"a photo of a {c} {s}" for c in ("red", "green") for s in ("circle", "square", "star")]
 
@@ -53,10 +54,9 @@ def text_calls(fakes: FakePredictors) -> list[list[str]]:
 
 
 def metric(client: TestClient, name: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    value = sample(client.get("/metrics").text, name)
+    assert value is not None, f"{name} not in /metrics"
+    return value
 
 
 def test_zero_shot_labels_are_encoded_once_and_answers_match_the_uncached_gateway(make, fakes) -> None:

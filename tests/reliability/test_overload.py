@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 from collections import Counter
 
@@ -18,6 +17,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from devtools.procs import PYTHON, ROOT
+from tests.support.metrics import total
 from tests.support.stack import LocalStack
 
 from .corpus import PNG
@@ -32,8 +32,7 @@ def rss(stack: LocalStack) -> dict[str, int]:
 
 
 def metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+    return total(httpx.get(f"{url}/metrics", timeout=10).text, name)
 
 
 async def burst(url: str, requests: list[dict[str, object]]) -> list[httpx.Response]:

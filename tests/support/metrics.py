@@ -1,14 +1,24 @@
-"""Reading one series off a /metrics page, as the tests of every process do."""
+"""Reading series off a /metrics page, as the tests of every process do."""
 
 from __future__ import annotations
 
 import re
 
 
+def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every series of `name` on the page: its labels and its value."""
+    return [
+        (dict(re.findall(r'(\w+)="([^"]*)"', m["labels"] or "")), float(m["value"]))
+        for m in re.finditer(rf"^{name}(?:{{(?P<labels>[^}}]*)}})? (?P<value>\S+)$", text, re.M)
+    ]
+
+
 def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of the series `name{labels}` on a /metrics page (labels in any order), or None."""
-    for m in re.finditer(rf"^{name}{{(?P<labels>[^}}]*)}} (?P<value>\S+)$", text, re.M):
-        found = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
-        if found == labels:
-            return float(m["value"])
-    return None
+    """The value of the series `name{labels}` on a /metrics page (labels in any order; none for an
+    unlabelled series), or None."""
+    return next((value for found, value in _series(text, name) if found == labels), None)
+
+
+def total(text: str, name: str) -> float:
+    """The sum of every series of `name` on a /metrics page (0 when there is none)."""
+    return sum(value for _, value in _series(text, name))
