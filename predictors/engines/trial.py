@@ -5,7 +5,10 @@
   items), made smaller when a pass that big would take more than PASS_S, so that the trial of a big
   model on few cores stays short, but not below MIN_ITEMS;
 - **alone**: one item, a pass with nothing beside it (on `split.total` threads), as a lone request
-  runs; repeated within a step until the step lasts about ALONE_STEP_S.
+  runs; repeated within a step until the step lasts about ALONE_STEP_S, after one untimed pass. A
+  short pass right after another candidate's passes, or after a batch of another shape, runs on cold
+  caches, and engines differ in how much that costs them; in service a lone request follows the same
+  engine's passes, so the trial times each candidate warm.
 
 Images are random pixels at the model's input size; texts are captions of a usual length, run at their
 token length as served. After one untimed step each (first passes allocate), every round times every
@@ -14,9 +17,10 @@ hits all alike; each candidate keeps its best round per workload (another proces
 pass slower). Engines rank differently at one item and at a batch, so the winner is the candidate
 whose worse workload is the least behind that workload's fastest (its `regret`): no workload the
 predictor serves is left far from its best. A candidate whose regret is OUT_OF_RACE times the least
-after a round is timed no more: it cannot win. When the two best are within CLOSE of each other after
-the rounds, or the workloads have different leaders, up to EXTRA_ROUNDS more rounds time only those
-(`contenders`), so that neither a near tie nor a split is settled by one noisy round.
+after a round, from the second on, is timed no more: it cannot win (its best of two rounds, so that
+one round slowed by the machine does not put the fastest out). When the two best are within CLOSE of
+each other after the rounds, or the workloads have different leaders, up to EXTRA_ROUNDS more rounds
+time only those (`contenders`), so that neither a near tie nor a split is settled by one noisy round.
 
 Before any timing, each candidate's features are compared with torch's own on the same inputs (two text
 batches of different lengths, so that a length frozen into a converted graph shows): one whose cosine
@@ -45,6 +49,7 @@ PASS_S = 0.4
 ALONE_STEP_S = 0.02
 MIN_ITEMS = 2  # a 1-item pass is mostly fixed costs and can rank the engines otherwise than a batch
 OUT_OF_RACE = 1.3  # a candidate this many times slower than the best after a round is timed no more
+RACE_FROM = 2  # the first round after which OUT_OF_RACE applies
 MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "bf16": 0.99, "int8": 0.99}
 CAPTIONS = [
     "a photo of a dog playing with a red ball on the grass",
@@ -187,7 +192,10 @@ def time_towers(
     pool = ThreadPoolExecutor(most, thread_name_prefix="engine-trial") if most > 1 else None
 
     def timed(tower: Tower, w: Workload) -> float:
-        """One step; passes at once overlap, so each runs on the shared threads."""
+        """One step; passes at once overlap, so each runs on the shared threads. A step alone follows
+        one untimed pass of its own, as a lone request in service follows the engine's own passes."""
+        if w.alone:
+            tower.encode(w.x, w.alone)
         started = time.perf_counter()
         if pool is None or w.workers == 1:
             for _ in range(w.repeat):
@@ -208,8 +216,9 @@ def time_towers(
                 timed(towers[choice], w)
         for r in range(rounds):
             one_round(r, order)
-            least = min(regret(best, c) for c in order)
-            order = [c for c in order if regret(best, c) <= OUT_OF_RACE * least]
+            if r + 1 >= RACE_FROM:
+                least = min(regret(best, c) for c in order)
+                order = [c for c in order if regret(best, c) <= OUT_OF_RACE * least]
         for r in range(EXTRA_ROUNDS):
             close = contenders(best, order)
             if len(close) < 2:

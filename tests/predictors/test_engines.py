@@ -214,7 +214,7 @@ def test_rounds_interleave_the_candidates(clock: Clock) -> None:
     assert all(sorted(extra[i : i + 3]) == sorted(names) for i in range(0, len(extra), 3))
 
 
-def test_a_candidate_far_behind_after_a_round_is_timed_no_more(clock: Clock) -> None:
+def test_a_candidate_far_behind_after_two_rounds_is_timed_no_more(clock: Clock) -> None:
     calls: list[str] = []
 
     class Paced(Tower):
@@ -226,8 +226,24 @@ def test_a_candidate_far_behind_after_a_round_is_timed_no_more(clock: Clock) -> 
     towers = {c: Paced(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
     workload = trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))
     seconds = trial.time_towers(towers, [workload], rounds=3)[trial.UNDER_LOAD]
-    assert calls.count("torch fp32") == 2 and calls.count("onnxruntime fp32") == 4  # untimed step too
-    assert seconds[TORCH] > trial.OUT_OF_RACE * seconds[ORT]  # still reported, from its one round
+    assert calls.count("torch fp32") == 3 and calls.count("onnxruntime fp32") == 4  # untimed step too
+    assert seconds[TORCH] > trial.OUT_OF_RACE * seconds[ORT]  # still reported, from its two rounds
+
+
+def test_one_slow_round_does_not_put_the_fastest_out(clock: Clock) -> None:
+    passes = {ORT: 0, OPENVINO: 0}
+
+    class Paced(Tower):
+        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+            passes[self.choice] += 1
+            slowed = self.choice == ORT and passes[ORT] == 2  # its first timed round, 2.5x its pace
+            clock.sleep(0.05 if slowed else {ORT: 0.02, OPENVINO: 0.024}[self.choice])
+            return x
+
+    towers = {c: Paced(c, "image", False, SPLIT) for c in (ORT, OPENVINO)}
+    times = trial.time_towers(towers, [trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))], rounds=3)
+    assert times[trial.UNDER_LOAD][ORT] == pytest.approx(0.02)
+    assert trial.pick(times) == ORT
 
 
 def test_a_split_between_the_workloads_gets_the_extra_rounds_however_far_apart(clock: Clock) -> None:
@@ -249,7 +265,29 @@ def test_a_split_between_the_workloads_gets_the_extra_rounds_however_far_apart(c
     assert trial.contenders(times, [ORT, OPENVINO]) == [ORT, OPENVINO]
     for engine in ("onnxruntime fp32", "openvino fp32"):  # the untimed step, 3 rounds, every extra one
         assert calls.count((engine, False)) == 1 + 3 + trial.EXTRA_ROUNDS
-    assert calls.count(("torch fp32", False)) == 2  # out of the race after its first round
+    assert calls.count(("torch fp32", False)) == 3  # out of the race after its second round
+
+
+def test_a_step_alone_is_timed_warm(clock: Clock) -> None:
+    last: list[tuple[Choice, bool]] = []  # what ran last: a pass after anything else runs cold
+    warm = {ORT: 0.012, OPENVINO: 0.010}  # openvino is the faster alone, but loses more when cold
+
+    class Cached(Tower):
+        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+            cold = last != [(self.choice, alone)]
+            if not alone:
+                clock.sleep(0.05)  # a tie under load
+            else:
+                clock.sleep(warm[self.choice] * (2 if cold and self.choice == OPENVINO else 1))
+            last[:] = [(self.choice, alone)]
+            return x
+
+    towers = {c: Cached(c, "text", False, SPLIT) for c in (ORT, OPENVINO)}
+    workloads = [trial.Workload(trial.UNDER_LOAD, torch.zeros(4, 3)),
+                 trial.Workload(trial.ALONE, torch.zeros(1, 3), alone=True)]  # fmt: skip
+    times = trial.time_towers(towers, workloads, rounds=3)
+    assert times[trial.ALONE] == {ORT: pytest.approx(0.012), OPENVINO: pytest.approx(0.010)}
+    assert trial.pick(times) == OPENVINO
 
 
 def test_a_candidate_that_fails_or_differs_is_dropped_with_one_warning(
