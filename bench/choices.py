@@ -132,8 +132,9 @@ def _step(model: ClipModel[Any], w: Workload, pool: ThreadPoolExecutor) -> None:
 
 
 def _rate(model: ClipModel[Any], w: Workload, pool: ThreadPoolExecutor, min_s: float) -> float:
-    """Items/s of repeated steps over at least `min_s` seconds, after one untimed step: the process
-    before it on the CPU left the caches holding its own model."""
+    """Items/s of repeated steps over at least `min_s` seconds, after one untimed step: a first pass
+    at a new shape allocates, and the process before it on the CPU left the caches holding its own
+    model."""
     _step(model, w, pool)
     steps, started = 0, time.perf_counter()
     while steps == 0 or time.perf_counter() - started < min_s:
@@ -226,8 +227,6 @@ def compare(models: dict[str, Isolated], kind: str, rounds: int, min_s: float) -
     out: dict[str, Any] = {}
     default = models[engines.AUTO]
     for i, name in enumerate(("under load", "alone")):
-        for model in models.values():
-            model.rate(i, 0.0)  # warm-up: first passes allocate
         rates: dict[str, list[float]] = {label: [] for label in labels}
         for r in range(rounds):
             for label in balanced_order(labels, r):
