@@ -20,7 +20,7 @@ from PIL import Image
 
 from tests.gateway.conftest import slow_image_stack
 from tests.gateway.test_textbatch_real import calls
-from tests.support.metrics import sample
+from tests.support.metrics import scraped
 from tests.support.stack import LocalStack
 from tests.support.tiers import process_fixture
 
@@ -68,20 +68,15 @@ def test_concurrent_requests_share_image_calls_and_get_the_answers_they_get_alon
     assert after["image"] - before["image"] <= len(COLOURS) // 2
 
 
-def metric(url: str, name: str, **labels: str) -> float:
-    """The series `name{labels}` on `url`'s /metrics (0 when absent)."""
-    return sample(httpx.get(f"{url}/metrics").text, name, **labels) or 0.0
-
-
 def rejected(url: str) -> float:
     """Image predictor calls answered 400, as the gateway counts them."""
-    return metric(url, "predictor_errors_total", predictor="image", reason="bad_request")
+    return scraped(url, "predictor_errors_total", predictor="image", reason="bad_request")
 
 
 def image_queued(stack: LocalStack) -> float:
     """The image predictor's `clip_queued_items`: images admitted and not yet answered."""
     url = f"http://127.0.0.1:{stack.servers['clip-image'].ports['http']}"
-    return metric(url, "clip_queued_items", model_name="clip-image")
+    return scraped(url, "clip_queued_items", model_name="clip-image")
 
 
 def test_a_bad_image_among_waiting_requests_fails_alone(stack) -> None:

@@ -17,7 +17,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from devtools.procs import Program
-from tests.support.metrics import sample
+from tests.support.metrics import scraped
 from tests.support.predictor_servers import predictor
 from tests.support.prometheus import poll
 from tests.support.stack import gateway_server
@@ -57,8 +57,7 @@ def refuses_connections(port: int) -> bool:
 
 def queued_items(predictor_url: str) -> float:
     """The text predictor's `clip_queued_items`: items admitted and not yet answered."""
-    metrics = httpx.get(f"{predictor_url}/metrics", timeout=10).text
-    return sample(metrics, "clip_queued_items", model_name="clip-text") or 0.0
+    return scraped(predictor_url, "clip_queued_items", model_name="clip-text")
 
 
 @process_fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
 
 def _series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     """Every series of `name` on the page: its labels and its value."""
@@ -17,6 +19,11 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     """The value of the series `name{labels}` on a /metrics page (labels in any order; none for an
     unlabelled series), or None."""
     return next((value for found, value in _series(text, name) if found == labels), None)
+
+
+def scraped(url: str, name: str, **labels: str) -> float:
+    """The series `name{labels}` on the /metrics page of the server at `url`; 0.0 when absent."""
+    return sample(httpx.get(f"{url}/metrics", timeout=10).text, name, **labels) or 0.0
 
 
 def total(text: str, name: str) -> float:
