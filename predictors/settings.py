@@ -48,6 +48,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 CPU_KERNELS = ("auto", "onednn", "torch")
 DEFAULT_STALL_TIMEOUT_S = 120.0
+DEFAULT_TRIAL_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Settings:
     precision: str
     engine: str
     cpu_kernels: str
+    trial_wait_s: float
     num_threads: int
     forward_workers: int
     max_batch_size: int
@@ -159,6 +161,14 @@ def build_parser(kind: Kind) -> argparse.ArgumentParser:
         help="fp32 linear layers when torch runs the tower on a CPU: onednn (uses AVX-512 on AMD CPUs "
         "too, where torch's BLAS does not) or torch's own BLAS. auto: both take part in the --engine "
         "trial; naming one keeps only that one for torch",
+    )
+    add(
+        "--trial_wait_s",
+        type=_at_least(0, float),
+        default=_env("CLIP_TRIAL_WAIT_S", DEFAULT_TRIAL_WAIT_S),
+        help="the engine trial times its rounds only while no other process takes the CPUs it runs on "
+        "(e.g. predictors loading at once on one node), waiting for them to leave; this long at most, "
+        "then it times what it gets and says so in its log line. 0: never wait",
     )
     add(
         "--num_threads",

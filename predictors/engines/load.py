@@ -20,6 +20,7 @@ from ..text_encoding import can_trim
 from ..threads import ThreadSplit
 from . import trial
 from .choice import Choice, candidates, why_none
+from .quiet import Quiet
 from .tower import Tower
 
 Builder = Callable[[Choice, LoadedModel, str, bool, ThreadSplit], Tower]
@@ -162,14 +163,22 @@ def _run_trial(
         ((choice, tower),) = towers.items()
         return tower, trial.Trial(choice, dropped=dropped, how="the only candidate that loaded")
     built = time.monotonic()
+    quiet = Quiet.here(max(threads.total, threads.workers * threads.shared), settings.trial_wait_s)
     per_worker = -(-settings.max_batch_size // threads.workers)
-    n = trial.batch_size(reference, loaded, threads, per_worker)
     one = trial.inputs(loaded, kind, 1)
+
+    def sized() -> tuple[int, int]:  # timed on the reference: again if others took the CPUs meanwhile
+        start = quiet.start()
+        n = trial.batch_size(reference, loaded, threads, per_worker)
+        repeat = trial.alone_repeat(reference, one)
+        return sized() if quiet.settle(start) else (n, repeat)
+
+    n, repeat = sized()
     workloads = [
         trial.Workload(trial.UNDER_LOAD, trial.inputs(loaded, kind, n), threads.workers),
-        trial.Workload(trial.ALONE, one, alone=True, repeat=trial.alone_repeat(reference, one)),
+        trial.Workload(trial.ALONE, one, alone=True, repeat=repeat),
     ]
-    times = trial.time_towers(towers, workloads)
+    times = trial.time_towers(towers, workloads, quiet=quiet)
     winner = trial.pick(times)
     for choice, tower in towers.items():
         if choice != winner:
@@ -180,7 +189,9 @@ def _run_trial(
         f"each; alone 1 item on {threads.total} thread(s); best of {trial.ROUNDS} interleaved rounds, "
         "the least behind on its worse workload wins"
     )
-    result = trial.Trial(winner, times[trial.UNDER_LOAD], dropped, workload, alone_seconds=times[trial.ALONE])
-    logger.info("%s tower engine trial (%s): %s; chose %s (building and checking %.1f s, timing %.1f s)",
-                kind, workload, result, winner, built - started, time.monotonic() - built)  # fmt: skip
+    result = trial.Trial(winner, times[trial.UNDER_LOAD], dropped, workload, alone_seconds=times[trial.ALONE],
+                         contention=str(quiet))  # fmt: skip
+    level = logging.WARNING if quiet.busy else logging.INFO  # its times may not rank the engines as served
+    line = "%s tower engine trial (%s): %s; chose %s (building and checking %.1f s, timing %.1f s)"
+    logger.log(level, line, kind, workload, result, winner, built - started, time.monotonic() - built)
     return towers[winner], result

@@ -21,6 +21,8 @@ after a round, from the second on, is timed no more: it cannot win (its best of 
 one round slowed by the machine does not put the fastest out). When the two best are within CLOSE of
 each other after the rounds, or the workloads have different leaders, up to EXTRA_ROUNDS more rounds
 time only those (`contenders`), so that neither a near tie nor a split is settled by one noisy round.
+A round that other processes took the trial's CPUs in is timed again once they leave (`quiet`): best
+of rounds discards a slow round, but not a trial whose every round overlaps another predictor's.
 
 Before any timing, each candidate's features are compared with torch's own on the same inputs (two text
 batches of different lengths, so that a length frozen into a converted graph shows): one whose cosine
@@ -40,6 +42,7 @@ import torch
 from ..loading import LoadedModel
 from ..threads import ThreadSplit
 from .choice import Choice
+from .quiet import Quiet
 from .tower import Tower
 
 ROUNDS = 3
@@ -76,10 +79,11 @@ class Trial:
     workload: str = ""  # what one timed step was
     how: str = "trial"  # "trial", or why there was none
     alone_seconds: dict[Choice, float] = field(default_factory=dict)
+    contention: str = ""  # how other processes on its CPUs delayed the timing (`Quiet`), if they did
 
     def __str__(self) -> str:
         """e.g. "onnxruntime fp32 41.2 ms (alone 3.10 ms), openvino fp32 45.0 ms (alone 3.02 ms),
-        torch fp32 dropped": the least regret first (the one chosen)."""
+        torch fp32 dropped": the least regret first (the one chosen); then the contention, if any."""
         times = {UNDER_LOAD: self.seconds, ALONE: self.alone_seconds}
         times = {w: t for w, t in times.items() if t}
         parts = [
@@ -88,7 +92,9 @@ class Trial:
             for c, s in sorted(self.seconds.items(), key=lambda cs: regret(times, cs[0]))
         ]
         parts += [f"{c} dropped" for c in self.dropped]
-        return ", ".join(parts) if len(self.seconds) > 1 else f"none ({self.how})"
+        if len(self.seconds) <= 1:
+            return f"none ({self.how})"
+        return ", ".join(parts) + (f"; {self.contention}" if self.contention else "")
 
 
 @dataclass(frozen=True)
@@ -182,10 +188,12 @@ def _fastest(tower: Tower, x: torch.Tensor, alone: bool) -> float:
 
 
 def time_towers(
-    towers: dict[Choice, Tower], workloads: list[Workload], rounds: int = ROUNDS
+    towers: dict[Choice, Tower], workloads: list[Workload], rounds: int = ROUNDS, quiet: Quiet | None = None
 ) -> dict[str, dict[Choice, float]]:
     """Per workload, each tower's best time of a step over `rounds` interleaved rounds (and the extra
-    rounds of a near tie), or over the rounds it ran before it fell out of the race."""
+    rounds of a near tie), or over the rounds it ran before it fell out of the race. A round that
+    other processes intruded on is timed again once they leave (`quiet`; none: no check)."""
+    quiet = quiet or Quiet(None)
     order = list(towers)
     best = {w.name: {c: float("inf") for c in order} for w in workloads}
     most = max(w.workers for w in workloads)
@@ -206,14 +214,30 @@ def time_towers(
         return time.perf_counter() - started
 
     def one_round(r: int, racing: list[Choice]) -> None:
+        while (times := clean_round(r, racing)) is None:
+            pass
+        for name, choice, seconds in times:
+            best[name][choice] = min(best[name][choice], seconds)
+
+    def clean_round(r: int, racing: list[Choice]) -> list[tuple[str, Choice, float]] | None:
+        """The round's steps, or None when others intruded on a step, or on the round as a whole (many
+        short steps, each too short for the counters to tell)."""
+        start = quiet.start()
+        times = []
         for choice in racing[r % len(racing) :] + racing[: r % len(racing)]:
             for w in workloads:
-                best[w.name][choice] = min(best[w.name][choice], timed(towers[choice], w))
+                step = quiet.start()
+                times.append((w.name, choice, timed(towers[choice], w)))
+                if quiet.again(step):
+                    return None
+        return None if quiet.again(start) else times
 
     try:
+        start = quiet.start()
         for choice in order:  # untimed: a first pass on each session or stream allocates its buffers
             for w in workloads:
                 timed(towers[choice], w)
+        quiet.settle(start)
         for r in range(rounds):
             one_round(r, order)
             if r + 1 >= RACE_FROM:
