@@ -101,11 +101,9 @@ class Quiet:
     def again(self, start: Reading | None) -> bool:
         """Whether to time again the round run since `start`: others intruded on it and the budget is
         not spent. Before saying so, waits until they leave."""
-        if not self._intruded(start):
-            return False
-        self.redone += 1
-        self.wait()
-        return True
+        redo = self.settle(start)
+        self.redone += redo
+        return redo
 
     def settle(self, start: Reading | None) -> bool:
         """Whether others intruded on what ran since `start` (passes not kept); if so, waits until

@@ -175,13 +175,16 @@ def test_the_least_behind_on_its_worse_workload_wins() -> None:
 
 
 class Clock:
-    """`trial`'s clock, advanced by the fake towers' own paces: timings exact whatever the machine's load."""
+    """`trial`'s clock (and `quiet`'s), advanced by the fake towers' paces and by waits: timings exact
+    whatever the machine's load."""
 
     def __init__(self) -> None:
         self.now = 0.0
 
     def perf_counter(self) -> float:
         return self.now
+
+    monotonic = perf_counter
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds

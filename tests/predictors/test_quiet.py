@@ -18,6 +18,7 @@ import httpx
 import pytest
 import torch
 
+from bench.procs import cpu_seconds
 from predictors.engines import quiet, trial
 from predictors.engines.choice import Choice
 from predictors.engines.quiet import Cpus, Quiet, Reading
@@ -25,6 +26,8 @@ from predictors.engines.tower import Tower
 from predictors.threads import ThreadSplit
 from tests.support.models import DEMO_MODEL_DIR
 from tests.support.predictor_servers import predictor
+
+from .test_engines import Clock
 
 ORT, OPENVINO = Choice("onnxruntime", "onnxruntime", "fp32"), Choice("openvino", "openvino", "fp32")
 CPUS = len(os.sched_getaffinity(0))
@@ -98,21 +101,6 @@ def test_a_busy_process_on_every_cpu_intrudes_on_a_span_read_from_proc_stat() ->
     assert cpus.intruded(start, end)
 
 
-class Clock:
-    """The clock of `trial` and `quiet`: advanced by the towers' paces and by waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    monotonic = perf_counter
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Neighbour(Cpus):
     """Two CPUs, both for the passes; another process holds them both from `arrives` to `leaves`."""
 
@@ -183,11 +171,6 @@ def test_no_wait_where_nothing_else_runs(clock: Clock) -> None:
     check = Quiet(neighbour, budget_s=60)
     trial.time_towers(paced(clock, neighbour), WORKLOAD, quiet=check)
     assert (check.waited_s, check.redone, check.busy, str(check)) == (0.0, 0, False, "")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def wait_until_idle(pid: int, idle_s: float = 1.0, timeout: float = 180.0) -> None:
