@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-import torch
+import numpy as np
 
 from bench import engines
 from bench.decoding import LIMIT
@@ -46,6 +46,7 @@ from predictors.model import ClipModel
 from predictors.preprocess import decode_image
 from predictors.settings import read_settings
 from predictors.text import ClipTextModel
+from predictors.tokens import token_ids
 
 WITHIN = 0.97  # the default may be at most 3% slower than the best forced choice
 
@@ -55,7 +56,7 @@ class Workload:
     """One timed step: `workers` passes of `x` at once (`alone` false), or one pass alone."""
 
     name: str
-    x: torch.Tensor
+    x: np.ndarray
     workers: int
     alone: bool
 
@@ -106,11 +107,12 @@ def load(kind: str, flags: list[str], label: str) -> ClipModel[Any]:
     return model
 
 
-def _inputs(model: ClipModel[Any], n: int) -> torch.Tensor:
+def _inputs(model: ClipModel[Any], n: int) -> np.ndarray:
     if isinstance(model, ClipTextModel):
-        return model.loaded.tokenizer([distinct_text(i) for i in range(n)])
+        return token_ids(model.loaded.tokenizer, [distinct_text(i) for i in range(n)])
+    assert isinstance(model, ClipImageModel)
     images = [decode_image(f, LIMIT, i, None) for i, f in enumerate(photos(n))]
-    return torch.stack([model.loaded.preprocess(image) for image in images])
+    return np.stack([model.transform(image) for image in images])  # as the predictor preprocesses
 
 
 def workloads(model: ClipModel[Any], batch: int) -> list[Workload]:

@@ -39,7 +39,7 @@ def reduced_decoding(towers: Towers, min_side: int, repeats: int) -> dict[str, A
         return statistics.median(runs)
 
     full, reduced = timed(None), timed(min_side)
-    cosines = (images(towers, files, min_side) * images(towers, files, None)).sum(dim=-1)
+    cosines = (images(towers, files, min_side) * images(towers, files, None)).sum(axis=-1)
     return {
         "image": "4000x3000 JPEG q90",
         "full_decode_ms": full * 1000,

@@ -16,16 +16,19 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from predictors import engines
-from predictors.loading import LoadedModel, load_model
+from predictors.loaded import LoadedModel
+from predictors.loading import load_model
 from predictors.settings import Settings, read_settings
 from predictors.threads import ThreadSplit
 
 AUTO = "auto"
-Encode = Callable[[torch.Tensor, bool], torch.Tensor]  # (batch, alone) -> features, not normalised
+Encode = Callable[[Any, bool], np.ndarray]  # (batch, alone) -> features, not normalised
 
 
 @dataclass(frozen=True)

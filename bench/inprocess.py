@@ -22,6 +22,7 @@ import json
 import resource
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench import engines
@@ -49,11 +50,11 @@ def limit(per_choice: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _cosine_to(reference: tuple[torch.Tensor, torch.Tensor], towers: Towers, min_side: int) -> float:
+def _cosine_to(reference: tuple[np.ndarray, np.ndarray], towers: Towers, min_side: int) -> float:
     files, strings = photos(8), [distinct_text(i) for i in range(8)]
     ref_images, ref_texts = reference
     got = (images(towers, files, min_side) * ref_images).sum(-1), (texts(towers, strings) * ref_texts).sum(-1)
-    return float(torch.cat(got).min())
+    return float(np.concatenate(got).min())
 
 
 def main() -> None:

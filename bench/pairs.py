@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from bench.decoding import LIMIT
@@ -23,6 +24,7 @@ from bench.engines import Towers
 from bench.payloads import distinct_text, photos
 from predictors.imagetensor import model_transform
 from predictors.preprocess import decode_image
+from predictors.tokens import token_ids
 
 T = TypeVar("T")
 
@@ -32,17 +34,20 @@ def _sync(towers: Towers) -> None:
         torch.cuda.synchronize()
 
 
-def images(towers: Towers, files: list[bytes], min_side: int | None, alone: bool = True) -> torch.Tensor:
+def _normalised(features: np.ndarray) -> np.ndarray:
+    return features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), np.float32(1e-12))
+
+
+def images(towers: Towers, files: list[bytes], min_side: int | None, alone: bool = True) -> np.ndarray:
     """Normalised image embeddings of encoded files: decode, preprocess, encode."""
     pre = model_transform(towers.loaded.preprocess)  # as the image predictor preprocesses
-    batch = torch.stack([pre(decode_image(f, LIMIT, i, min_side)) for i, f in enumerate(files)])
-    return torch.nn.functional.normalize(towers.image(batch, alone).float(), dim=-1)
+    batch = np.stack([pre(decode_image(f, LIMIT, i, min_side)) for i, f in enumerate(files)])
+    return _normalised(towers.image(batch, alone))
 
 
-def texts(towers: Towers, strings: list[str], alone: bool = True) -> torch.Tensor:
+def texts(towers: Towers, strings: list[str], alone: bool = True) -> np.ndarray:
     """Normalised text embeddings: tokenize, encode (the tower trims to the real length itself)."""
-    tokens = towers.loaded.tokenizer(strings)
-    return torch.nn.functional.normalize(towers.text(tokens, alone).float(), dim=-1)
+    return _normalised(towers.text(token_ids(towers.loaded.tokenizer, strings), alone))
 
 
 def _threads(n: int, fn: Callable[[], T]) -> T:
@@ -53,7 +58,7 @@ def _threads(n: int, fn: Callable[[], T]) -> T:
 
 
 def _pair(towers: Towers, imgs: list[bytes], strings: list[str], min_side: int, alone: bool) -> None:
-    (images(towers, imgs, min_side, alone) * texts(towers, strings, alone)).sum(dim=-1).cpu()
+    (images(towers, imgs, min_side, alone) * texts(towers, strings, alone)).sum(axis=-1)
     _sync(towers)
 
 
@@ -62,7 +67,7 @@ def _towers(pool: ThreadPoolExecutor, towers: Towers, imgs: list[bytes], strings
     """Image and text tower at the same time, each on its own core, as the two predictors run them."""
     image_rows = pool.submit(_threads, threads, partial(images, towers, imgs, min_side, False))
     text_rows = texts(towers, strings, False)
-    (image_rows.result() * text_rows).sum(dim=-1).cpu()
+    (image_rows.result() * text_rows).sum(axis=-1)
     _sync(towers)
 
 
@@ -133,8 +138,7 @@ def _throughput(towers: Towers, cfg: Config, batches: list[int], repeats: int, p
 
 def min_decode_side(towers: Towers) -> int:
     """Reduced-scale decoding stops at twice the model's input side."""
-    size = towers.loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
-    return 2 * max(size if isinstance(size, tuple | list) else (size,))
+    return 2 * max(towers.loaded.image_size)
 
 
 def measure(towers: Towers, batches: list[int], repeats: int, only: str | None = None) -> dict[str, Any]:

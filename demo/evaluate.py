@@ -21,7 +21,8 @@ from PIL import Image
 
 from demo import model as demo_model
 from demo import shapes
-from predictors.engines.onnx_export import INPUT, export_model
+from predictors.engines.onnx_export import export_model
+from predictors.engines.tower import INPUT
 from predictors.quantize import quantize_onnx, quantize_torch
 from predictors.text_encoding import token_length
 

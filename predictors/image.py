@@ -21,11 +21,10 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-import torch
+import numpy as np
 from kserve.errors import InvalidInput
 from PIL import Image
 
-from .imagetensor import model_transform
 from .model import ClipModel
 from .preprocess import decode_image
 from .server import run
@@ -43,40 +42,45 @@ def _image_bytes(element: Any, index: int) -> bytes:
     raise InvalidInput(f"image[{index}] must be a base64 string or bytes, got {type(element).__name__}")
 
 
-class ClipImageModel(ClipModel[torch.Tensor]):
-    """Encodes images with the loaded model's own open_clip preprocessing."""
+class ClipImageModel(ClipModel[np.ndarray]):
+    """Encodes images with the loaded model's own open_clip preprocessing (a bundle's: the same steps
+    rebuilt from its config, `predictors.pixels`)."""
 
     input_name = "image"
 
     @cached_property
     def min_decode_side(self) -> int:
         """Big images are decoded at reduced scale, down to twice the model's input: preprocess.py."""
-        size = self.loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
-        return 2 * max(size if isinstance(size, tuple | list) else (size,))
+        return 2 * max(self.loaded.image_size)
 
     @cached_property
-    def transform(self) -> Callable[[Image.Image], torch.Tensor]:
-        """The model's own open_clip transform, its tensor steps on numpy (see predictors.imagetensor)."""
+    def transform(self) -> Callable[[Image.Image], np.ndarray]:
+        """The model's own open_clip transform, its tensor steps on numpy (see predictors.imagetensor);
+        a bundle's preprocessing is numpy already."""
+        if self.loaded.model is None:
+            return self.loaded.preprocess
+        from .imagetensor import model_transform
+
         return model_transform(self.loaded.preprocess)
 
     def read_from_model(self) -> None:
         self.min_decode_side  # noqa: B018 (cached now: the torch model may be freed after load)
 
-    def warmup_items(self) -> list[torch.Tensor]:
+    def warmup_items(self) -> list[np.ndarray]:
         return [self.transform(Image.new("RGB", (64, 64), (127, 127, 127)))]
 
-    def _prepare_sync(self, elements: list[Any]) -> list[torch.Tensor]:
+    def _prepare_sync(self, elements: list[Any]) -> list[np.ndarray]:
         limit = self.settings.max_image_pixels
         return [
             self.transform(decode_image(_image_bytes(e, i), limit, i, self.min_decode_side))
             for i, e in enumerate(elements)
         ]
 
-    async def prepare(self, elements: list[Any]) -> list[torch.Tensor]:
+    async def prepare(self, elements: list[Any]) -> list[np.ndarray]:
         return await asyncio.get_running_loop().run_in_executor(None, self._prepare_sync, elements)
 
-    def encode(self, items: list[torch.Tensor], alone: bool) -> torch.Tensor:
-        return self.tower.encode(torch.stack(items), alone)
+    def encode(self, items: list[np.ndarray], alone: bool) -> np.ndarray:
+        return self.tower.encode(np.stack(items), alone)
 
     def limits(self) -> dict[str, int]:
         return {"max_image_pixels": self.settings.max_image_pixels}

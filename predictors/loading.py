@@ -22,34 +22,12 @@ from urllib.parse import urlparse
 import torch
 
 from . import gpu
+from .loaded import WEIGHT_FILES, LoadedModel, ModelLoadError, resolve_precision
 from .settings import Settings
 
-WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HUB_PROBE_TIMEOUT_S = 3.0
 
 logger = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """The configured model cannot be served."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready for inference and what a client may want to know about it."""
-
-    model: torch.nn.Module
-    preprocess: Any
-    tokenizer: Any
-    arch: str
-    pretrained: str
-    embed_dim: int
-    logit_scale: float
-    device: torch.device
-    dtype: torch.dtype
-    # The files the weights and architecture were read from (empty for random weights or a hub tag):
-    # what a converted tower cached on disk is keyed by (`predictors.engines.onnx_export`).
-    source_files: tuple[Path, ...] = ()
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -64,12 +42,6 @@ def resolve_device(requested: str) -> torch.device:
     if device.type == "cuda":
         logger.info("%s", gpu.describe_cuda(device))
     return device
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    if requested == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    return requested
 
 
 def _read_dir_config(model_dir: Path) -> dict[str, Any]:
@@ -178,6 +150,8 @@ def load_model(settings: Settings) -> LoadedModel:
     import open_clip
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
+    from .text_encoding import can_trim
+
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.precision, device)
     if precision == "int8" and device.type != "cpu":
@@ -211,4 +185,6 @@ def load_model(settings: Settings) -> LoadedModel:
         device=device,
         dtype=dtype,
         source_files=src.files,
+        preprocess_cfg=dict(model.visual.preprocess_cfg),
+        trim=can_trim(model),
     )

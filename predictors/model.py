@@ -15,20 +15,20 @@ from abc import abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
-import torch
 from kserve import Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from .admission import Admission
 from .batching import DynamicBatcher
+from .bundle import load
 from .dataplane import PLATFORM
 from .engines import Tower, Trial, choose
-from .loading import LoadedModel, load_model
+from .loaded import LoadedModel
 from .memory import release_freed_memory
 from .metrics import INFERENCE_ERRORS, INVALID_INPUT, expose_at_zero
 from .settings import Settings
-from .threads import ThreadSplit, thread_count
+from .threads import ThreadSplit, set_torch_threads, thread_count
 from .v2wire import OUTPUT_NAME, embedding_response, read_elements
 
 T = TypeVar("T")
@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 class ClipModel(Model, Generic[T]):
     """One CLIP tower served over the Open Inference Protocol with dynamic batching.
 
-    As in KServe, `load()` loads: the open_clip model, then the tower's engine (`predictors.engines`:
+    As in KServe, `load()` loads: the open_clip model (or an engine bundle: `predictors.bundle`), then
+    the tower's engine (`predictors.engines`:
     chosen by a trial on the model, or forced by flag), the threads, the batcher sized for its device,
     then warm-up passes; the model is ready after them. What it loaded is `loaded`; what runs it, `tower`.
     """
@@ -64,8 +65,8 @@ class ClipModel(Model, Generic[T]):
         """Load the model, set up batching and warm up; raises `ModelLoadError` if it cannot be served."""
         s = self.settings
         threads = thread_count(s.num_threads)
-        torch.set_num_threads(threads.count)  # loading and warm-up run on this thread
-        self.loaded = loaded = load_model(s)
+        set_torch_threads(threads.count)  # loading and warm-up run on this thread
+        self.loaded = loaded = load(s)
         self.info = {
             "arch": loaded.arch,
             "pretrained": loaded.pretrained,
@@ -78,7 +79,7 @@ class ClipModel(Model, Generic[T]):
         self.tower.prepare()
         for alone in (True, False):  # warms what both kinds of pass run on
             self._encode_numpy(self.warmup_items(), alone)
-        if self.tower.choice.engine != "torch":
+        if self.tower.choice.engine != "torch" and loaded.model is not None:
             self._free_torch_model()
         release_freed_memory()
         self.batcher = DynamicBatcher(
@@ -113,6 +114,8 @@ class ClipModel(Model, Generic[T]):
         engine serves: it runs its own copy, and nothing after load runs torch. What requests need of
         the model (its preprocessing, tokenizer and sizes) is kept."""
         self.read_from_model()
+        import torch
+
         weights = sum(t.numel() * t.element_size() for t in self.loaded.model.state_dict().values())
         self.loaded = dataclasses.replace(self.loaded, model=torch.nn.Module())
         gc.collect()
@@ -149,8 +152,8 @@ class ClipModel(Model, Generic[T]):
         """Turn request elements into batchable items; raise `InvalidInput` naming a bad element."""
 
     @abstractmethod
-    def encode(self, items: list[T], alone: bool) -> torch.Tensor:
-        """Embeddings [len(items), D] of one batch through `tower.encode`; runs in the batcher's thread.
+    def encode(self, items: list[T], alone: bool) -> np.ndarray:
+        """Features [len(items), D] of one batch through `tower.encode`; runs in the batcher's thread.
         `alone`: no other pass runs beside this one (see `predictors.batching`)."""
 
     def stop(self) -> None:
@@ -161,10 +164,9 @@ class ClipModel(Model, Generic[T]):
     def _encode_numpy(self, items: list[T], alone: bool | None = None) -> np.ndarray:
         if alone is None:
             alone = getattr(self._pass, "alone", True)
-        with torch.inference_mode():
-            embeddings = self.encode(items, alone).float()
-            embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
-        return embeddings.cpu().numpy()
+        features = self.encode(items, alone).astype(np.float32, copy=False)
+        norms = np.linalg.norm(features, axis=-1, keepdims=True)
+        return features / np.maximum(norms, np.float32(1e-12))  # as torch's `F.normalize`
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> InferResponse:
         if not isinstance(payload, InferRequest):
@@ -203,6 +205,7 @@ class ClipModel(Model, Generic[T]):
             "parameters": {
                 **self.info,
                 "device": str(self.loaded.device),
+                "model_format": "open_clip" if self.loaded.bundle is None else "engine bundle",
                 "engine": self.tower.choice.engine,
                 "cpu_kernels": self.tower.choice.kernels,
                 "precision": self.tower.choice.precision,

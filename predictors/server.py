@@ -41,7 +41,7 @@ from kserve.errors import InvalidInput, ModelNotFound
 from . import fastinfer
 from .admission import Overloaded
 from .dataplane import ClipDataPlane, Wedged
-from .loading import ModelLoadError
+from .loaded import ModelLoadError
 from .memory import keep_freed_memory
 from .model import ClipModel
 from .settings import Kind, Settings, read_settings

@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import torch
+import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from .model import ClipModel
 from .server import run
-from .text_encoding import token_counts
+from .tokens import token_counts, token_ids
 from .v2wire import read_elements
 
 
@@ -57,8 +57,8 @@ class ClipTextModel(ClipModel[str]):
     async def prepare(self, elements: list[Any]) -> list[str]:
         return [_text(e, i, self.settings.max_text_chars) for i, e in enumerate(elements)]
 
-    def encode(self, items: list[str], alone: bool) -> torch.Tensor:
-        return self.tower.encode(self.loaded.tokenizer(items), alone)  # at their token length, see tower
+    def encode(self, items: list[str], alone: bool) -> np.ndarray:
+        return self.tower.encode(token_ids(self.loaded.tokenizer, items), alone)  # at their length: tower
 
     def limits(self) -> dict[str, int]:
         return {"max_text_chars": self.settings.max_text_chars}

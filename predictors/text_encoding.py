@@ -9,11 +9,11 @@ pooling at a fixed position, Hugging Face text towers, `CustomTextCLIP`) use ope
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from open_clip.model import CLIP
 from open_clip.transformer import text_global_pool
+
+from .tokens import token_length
 
 EXACT_POOLING = ("argmax", "eos")
 
@@ -26,20 +26,6 @@ def can_trim(model: torch.nn.Module) -> bool:
         and getattr(model, "text_pool_type", None) in EXACT_POOLING
         and isinstance(getattr(model, "positional_embedding", None), torch.Tensor)
     )
-
-
-def token_length(tokens: torch.Tensor, pad_id: int = 0) -> int:
-    """Index one past the last non-padding token of any row (at least 1)."""
-    used = (tokens != pad_id).any(dim=0).nonzero()
-    return int(used[-1].item()) + 1 if len(used) else 1
-
-
-def token_counts(tokenizer: Any, texts: list[str]) -> list[int]:
-    """How many tokens of each text the model reads: its tokenizer's ids that are not padding, start
-    and end tokens included, after truncation to the context length."""
-    tokens = tokenizer(texts)
-    pad = getattr(getattr(tokenizer, "tokenizer", None), "pad_token_id", None) or 0
-    return [int(n) for n in (tokens != pad).sum(dim=1).tolist()]
 
 
 def encode_text(model: torch.nn.Module, tokens: torch.Tensor, trim: bool) -> torch.Tensor:

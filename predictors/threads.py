@@ -11,12 +11,12 @@ times a 1-item pass on one thread at load.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
+from typing import Any
 
 from .cpus import CpuBudget, available_cpus
 
@@ -34,6 +34,30 @@ SHORT_PASS_S = 0.02
 PROBE_ROUNDS = 3
 
 
+@functools.cache
+def torch_module() -> Any:
+    """torch, or None where it is not installed (an engine bundle's image: the engines set their own
+    threads per session, and there are no torch threads to set)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def set_torch_threads(count: int) -> None:
+    """Set the calling OS thread's torch thread count, where torch is installed."""
+    torch = torch_module()
+    if torch is not None and torch.get_num_threads() != count:  # setting it is not free
+        torch.set_num_threads(count)
+
+
+def torch_threads() -> int | None:
+    """The calling OS thread's torch thread count, or None without torch."""
+    torch = torch_module()
+    return None if torch is None else int(torch.get_num_threads())
+
+
 @dataclass(frozen=True)
 class ThreadCount:
     """Torch threads for the forward passes, and what set the number (logged, and in the model config)."""
@@ -47,8 +71,8 @@ def thread_count(num_threads: int, cpus: CpuBudget | None = None) -> ThreadCount
     if num_threads > 0:
         return ThreadCount(num_threads, "--num_threads")
     cpus = cpus or available_cpus()
-    default = torch.get_num_threads()
-    if cpus.count < default:
+    default = torch_threads()
+    if default is None or cpus.count < default:
         return ThreadCount(cpus.count, cpus.source)
     return ThreadCount(default, "torch's default (one per physical core, or OMP_NUM_THREADS)")
 
@@ -69,7 +93,7 @@ class ThreadSplit:
 
     @classmethod
     def of(
-        cls, num_threads: int, forward_workers: int, device: torch.device, threads: ThreadCount | None = None
+        cls, num_threads: int, forward_workers: int, device: Any, threads: ThreadCount | None = None
     ) -> ThreadSplit:
         """`threads` (default: `thread_count(num_threads)`) shared among `forward_workers` (0: auto)."""
         threads = threads or thread_count(num_threads)
@@ -82,8 +106,8 @@ class ThreadSplit:
         """This split, or 1 thread everywhere if `one_pass` on 1 thread is shorter than SHORT_PASS_S."""
         if not self.probe:
             return self
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
+        before = torch_threads()
+        set_torch_threads(1)
         try:
             seconds = []
             for _ in range(PROBE_ROUNDS):
@@ -91,7 +115,8 @@ class ThreadSplit:
                 one_pass()
                 seconds.append(time.perf_counter() - started)
         finally:
-            torch.set_num_threads(before)
+            if before is not None:
+                set_torch_threads(before)
         short = min(seconds) < SHORT_PASS_S
         logger.info(
             "a 1-item pass on 1 thread: %.1f ms; a pass alone gets %d thread(s)",
@@ -103,6 +128,4 @@ class ThreadSplit:
 
     def before_pass(self, alone: bool) -> None:
         """Set the calling worker thread's torch thread count for its next pass."""
-        wanted = self.total if alone else self.shared
-        if torch.get_num_threads() != wanted:  # the count is per OS thread; setting it is not free
-            torch.set_num_threads(wanted)
+        set_torch_threads(self.total if alone else self.shared)  # the count is per OS thread

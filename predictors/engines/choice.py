@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
-import torch
-
-from .. import onednn
-from ..loading import resolve_precision
+from ..loaded import resolve_precision
 from ..settings import Settings
 
 ENGINES = ("torch", "onnxruntime", "openvino")
 INT8_ENGINES = ("torch", "onnxruntime")
-PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}  # engine: the module it needs
+PACKAGES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}  # engine: its module
 
 
 @dataclass(frozen=True)
@@ -40,14 +38,20 @@ class Choice:
 
 
 def installed(engine: str) -> bool:
-    """Whether `engine` can be imported here (torch always can)."""
-    package = PACKAGES.get(engine)
-    return package is None or importlib.util.find_spec(package) is not None
+    """Whether `engine` can be imported here."""
+    return importlib.util.find_spec(PACKAGES[engine]) is not None
 
 
-def candidates(settings: Settings, device: torch.device) -> list[Choice]:
+def _onednn() -> bool:
+    from .. import onednn
+
+    return onednn.available()
+
+
+def candidates(settings: Settings, device: Any, torch_model: bool = True) -> list[Choice]:
     """Every choice `--engine auto` may pick from for these settings on `device`, as narrowed by
-    `--engine` and `--cpu_kernels`; empty when the flags ask for what cannot run (see `why_none`)."""
+    `--engine` and `--cpu_kernels`; empty when the flags ask for what cannot run (see `why_none`).
+    Without `torch_model` (an engine bundle) torch is no candidate: there is no torch model to run."""
     precision = resolve_precision(settings.precision, device)
     if device.type != "cpu" or precision in ("fp16", "bf16"):
         return [Choice("torch", "torch", precision)] if settings.engine in ("auto", "torch") else []
@@ -55,21 +59,27 @@ def candidates(settings: Settings, device: torch.device) -> list[Choice]:
     for engine in INT8_ENGINES if precision == "int8" else ENGINES:
         if settings.engine not in ("auto", engine) or not installed(engine):
             continue
+        if engine == "torch" and not torch_model:
+            continue
         if engine != "torch":
             out.append(Choice(engine, engine, precision))
         elif precision != "fp32":
             out.append(Choice("torch", "torch", precision))
         else:
             for kernels in ("onednn", "torch"):
-                if settings.cpu_kernels in ("auto", kernels) and (kernels == "torch" or onednn.available()):
+                if settings.cpu_kernels in ("auto", kernels) and (kernels == "torch" or _onednn()):
                     out.append(Choice("torch", kernels, precision))
     return out
 
 
-def why_none(settings: Settings, device: torch.device) -> str:
+def why_none(settings: Settings, device: Any, torch_model: bool = True) -> str:
     """One sentence on why `candidates` is empty for these settings."""
     precision = resolve_precision(settings.precision, device)
     engine = settings.engine
+    if not torch_model and engine in ("auto", "torch"):
+        if engine == "torch":
+            return "--engine torch needs open_clip's model: an engine bundle runs on onnxruntime or openvino"
+        return "an engine bundle runs on onnxruntime or openvino, and neither is installed"
     if device.type != "cpu" or precision in ("fp16", "bf16"):
         return f"--engine {engine} runs on a CPU at fp32 or int8 only; {device.type} {precision} runs torch"
     if precision == "int8" and engine not in INT8_ENGINES:

@@ -11,15 +11,14 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import torch
-
-from ..loading import LoadedModel, ModelLoadError
+from ..loaded import LoadedModel, ModelLoadError
 from ..settings import Settings
-from ..text_encoding import can_trim
-from ..threads import ThreadSplit
+from ..threads import ThreadSplit, set_torch_threads, torch_threads
 from . import trial
-from .choice import Choice, candidates, why_none
+from .choice import Choice, candidates, installed, why_none
 from .quiet import Quiet
 from .tower import Tower
 
@@ -34,18 +33,27 @@ def _torch(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: Th
     return TorchTower(choice, kind, trim, split, loaded.model, loaded.device, loaded.dtype)
 
 
-def _onnxruntime(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
+def _onnx(loaded: LoadedModel, kind: str, trim: bool) -> Path:
+    """The tower's ONNX file: the bundle's, or the model's converted (or cached) one."""
+    if loaded.bundle is not None:
+        from ..bundle import tower_file
+
+        return tower_file(loaded.bundle, kind)
     from .onnx_export import onnx_file
+
+    return onnx_file(loaded, kind, trim)
+
+
+def _onnxruntime(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
     from .ort_tower import OrtTower
 
-    return OrtTower(choice, kind, trim, split, onnx_file(loaded, kind, trim))
+    return OrtTower(choice, kind, trim, split, _onnx(loaded, kind, trim))
 
 
 def _openvino(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
-    from .onnx_export import onnx_file
     from .openvino_tower import OpenVinoTower
 
-    return OpenVinoTower(choice, kind, trim, split, onnx_file(loaded, kind, trim))
+    return OpenVinoTower(choice, kind, trim, split, _onnx(loaded, kind, trim))
 
 
 def _torch_int8(choice: Choice, loaded: LoadedModel, kind: str, trim: bool, split: ThreadSplit) -> Tower:
@@ -85,7 +93,7 @@ def build(choice: Choice, loaded: LoadedModel, kind: str, threads: ThreadSplit) 
     builder = BUILDERS.get((choice.engine, choice.precision))
     if builder is None:
         raise ValueError(f"{choice} is not built in")
-    return builder(choice, loaded, kind, kind == "text" and can_trim(loaded.model), threads)
+    return builder(choice, loaded, kind, kind == "text" and loaded.trim, threads)
 
 
 def _reason(error: BaseException) -> str:
@@ -93,7 +101,7 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _why_alone(settings: Settings, device: torch.device, choice: Choice) -> str:
+def _why_alone(settings: Settings, device: Any, choice: Choice) -> str:
     if settings.engine != "auto":
         return f"--engine {settings.engine}" + (
             f" --cpu_kernels {settings.cpu_kernels}" if settings.cpu_kernels != "auto" else ""
@@ -107,16 +115,20 @@ def _serving(choice: Choice, loaded: LoadedModel, kind: str, threads: ThreadSpli
     """The one tower there is to serve with; ModelLoadError naming the choice if it cannot."""
     try:
         tower = build(choice, loaded, kind, threads)
-        if choice != Choice("torch", "torch", choice.precision):
-            trial.Parity(_reference(loaded, kind, threads), loaded).check(tower)
+        reference = _reference(loaded)
+        if reference is not None and choice != Choice(reference.engine, reference.kernels, choice.precision):
+            trial.Parity(build(reference, loaded, kind, threads), loaded).check(tower)
     except Exception as e:
         raise ModelLoadError(f"{choice} cannot serve the {kind} tower ({how}): {_reason(e)}") from e
     return tower
 
 
-def _reference(loaded: LoadedModel, kind: str, threads: ThreadSplit) -> Tower:
-    """torch's own fp32 path: what every other choice's features must equal."""
-    return build(Choice("torch", "torch", "fp32"), loaded, kind, threads)
+def _reference(loaded: LoadedModel) -> Choice | None:
+    """What every other choice's features must equal: torch's own fp32 path; for a bundle (checked
+    against torch when it was made) ONNX Runtime on its files, where installed."""
+    if loaded.model is not None:
+        return Choice("torch", "torch", "fp32")
+    return Choice("onnxruntime", "onnxruntime", "fp32") if installed("onnxruntime") else None
 
 
 def choose(
@@ -124,27 +136,30 @@ def choose(
 ) -> tuple[Tower, trial.Trial]:
     """The fastest of `candidates(settings, loaded.device)` for the `kind` tower, by a trial on
     `threads`, and the trial; the only candidate, untimed, where there is one."""
-    options = candidates(settings, loaded.device)
+    torch_model = loaded.model is not None
+    options = candidates(settings, loaded.device, torch_model)
     if not options:
-        raise ModelLoadError(why_none(settings, loaded.device))
-    loading_threads = torch.get_num_threads()  # the checks' and the trial's torch passes set their own
+        raise ModelLoadError(why_none(settings, loaded.device, torch_model))
+    loading_threads = torch_threads()  # the checks' and the trial's torch passes set their own
     try:
         if len(options) == 1:
             how = _why_alone(settings, loaded.device, options[0])
             return _serving(options[0], loaded, kind, threads, how), trial.Trial(options[0], how=how)
         return _run_trial(settings, loaded, kind, threads, options)
     finally:
-        torch.set_num_threads(loading_threads)
+        if loading_threads is not None:
+            set_torch_threads(loading_threads)
 
 
 def _run_trial(
     settings: Settings, loaded: LoadedModel, kind: str, threads: ThreadSplit, options: list[Choice]
 ) -> tuple[Tower, trial.Trial]:
     started = time.monotonic()
+    first = _reference(loaded) or options[0]
     try:
-        reference = _reference(loaded, kind, threads)
+        reference = build(first, loaded, kind, threads)
     except Exception as e:
-        raise ModelLoadError(f"torch cannot run the {kind} tower: {_reason(e)}") from e
+        raise ModelLoadError(f"{first} cannot run the {kind} tower: {_reason(e)}") from e
     parity = trial.Parity(reference, loaded)
     towers: dict[Choice, Tower] = {}
     dropped: dict[Choice, str] = {}

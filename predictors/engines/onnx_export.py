@@ -38,14 +38,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..loading import LoadedModel
+from ..loaded import LoadedModel
 from ..quantize import swap_attention
 from ..text_encoding import token_length
 from .torch_tower import shared_copy, tower_module
+from .tower import INPUT, OUTPUT
 
 OPSET = 17
 FORMAT = "1"  # bumped when this module exports a different graph from the same model
-INPUT, OUTPUT = "input", "features"
 CACHE_DIR = ".engine-cache"
 # The caption the text tower is traced with: any ids do, the length stays a dynamic axis.
 TRACE_TEXTS = ["a photo of a cat", "a diagram"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
+import numpy as np
 
 from ..threads import ThreadSplit
 from .choice import Choice
@@ -73,12 +73,12 @@ class OpenVinoTower(Tower):
                 self._compiled[threads, streams] = (compiled, Pool(compiled.create_infer_request, False))
             return self._compiled[threads, streams][1]
 
-    def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+    def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
         feed = self.numpy_input(x)
         with self._requests(self.threads(alone)).session() as request:
             request.infer({0: feed}, share_inputs=True)
             out = request.get_output_tensor(0).data.copy()  # the request's buffer is reused by its next call
-        return torch.from_numpy(out)
+        return out
 
     def prepare(self) -> None:
         for threads, passes in self.passes_at_once().items():

@@ -14,12 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from ..threads import ThreadSplit
 from .choice import Choice
-from .onnx_export import INPUT, OUTPUT
-from .tower import Pool, Tower
+from .tower import INPUT, OUTPUT, Pool, Tower
 
 
 class OrtTower(Tower):
@@ -52,11 +51,11 @@ class OrtTower(Tower):
                 self._pools[threads] = pool
             return pool
 
-    def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+    def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
         feed = self.numpy_input(x)
         with self._pool(self.threads(alone)).session() as session:
             (out,) = session.run([OUTPUT], {INPUT: feed})
-        return torch.from_numpy(out)
+        return out
 
     def prepare(self) -> None:
         for threads, passes in self.passes_at_once().items():

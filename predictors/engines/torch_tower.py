@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -84,8 +85,9 @@ class TorchTower(Tower):
         self.device = device
         self.dtype = dtype
 
-    def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+    def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
         self.split.before_pass(alone)
-        x = x.to(self.device, self.dtype) if self.kind == "image" else x.to(self.device)
+        t = torch.from_numpy(x)
+        t = t.to(self.device, self.dtype) if self.kind == "image" else t.to(self.device)
         with torch.inference_mode():
-            return self.module(x)
+            return self.module(t).float().cpu().numpy()

@@ -1,9 +1,11 @@
 """A tower of the loaded model on one engine: what every engine's tower answers to.
 
-Inputs are what the predictors hand over: for the image tower pixels [N, 3, H, W] as its preprocessing
-makes them, for the text tower the tokenizer's ids [N, context]. The text tower runs at the batch's real
+Inputs are numpy arrays (or anything `np.asarray` takes, a CPU tensor included), as the predictors hand
+them over: for the image tower pixels [N, 3, H, W] as its preprocessing makes them, for the text tower
+the tokenizer's ids [N, context]. The text tower runs at the batch's real
 token length when `trim` (`predictors.text_encoding`): the ids are cut here, before any engine sees
-them, so every engine runs the same length. Outputs are features [N, D], not normalised.
+them, so every engine runs the same length. Outputs are float32 arrays of features [N, D], not
+normalised. Only the torch engine's tower imports torch.
 
 Threads: a tower runs a pass on `split.total` threads when it is `alone`, else on `split.shared`
 (`predictors.threads`); `use(split)` changes the split (the thread probe at load runs on one thread).
@@ -17,11 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import torch
+import numpy as np
 
-from ..text_encoding import token_length
 from ..threads import ThreadSplit
+from ..tokens import token_length
 from .choice import Choice
+
+INPUT, OUTPUT = "input", "features"  # the names of an ONNX tower's input and output
 
 
 class Tower(ABC):
@@ -33,14 +37,15 @@ class Tower(ABC):
         self.trim = trim and kind == "text"
         self.split = split
 
-    def encode(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+    def encode(self, x: Any, alone: bool) -> np.ndarray:
         """Features of one batch; safe to call from several threads at once."""
+        x = np.asarray(x)
         if self.trim:
             x = x[:, : token_length(x)]
         return self.run(x, alone)
 
     @abstractmethod
-    def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+    def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
         """Features of a batch as this engine takes it (text ids already cut to their length)."""
 
     def use(self, split: ThreadSplit) -> None:
@@ -53,11 +58,9 @@ class Tower(ABC):
     def close(self) -> None:  # noqa: B027 (a tower that holds nothing has nothing to release)
         """Release what the tower holds (sessions, compiled models); it is not used after."""
 
-    def numpy_input(self, x: torch.Tensor) -> Any:
-        """`x` as the contiguous array an ONNX engine takes: token ids as they are, pixels as fp32."""
-        import numpy as np
-
-        return np.ascontiguousarray(x.numpy() if self.kind == "text" else x.float().numpy())
+    def numpy_input(self, x: np.ndarray) -> np.ndarray:
+        """`x` as the contiguous array an ONNX engine takes: token ids as int64, pixels as fp32."""
+        return np.ascontiguousarray(x, dtype=np.int64 if self.kind == "text" else np.float32)
 
     def threads(self, alone: bool) -> int:
         return self.split.total if alone else self.split.shared

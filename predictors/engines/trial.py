@@ -26,7 +26,9 @@ of rounds discards a slow round, but not a trial whose every round overlaps anot
 
 Before any timing, each candidate's features are compared with torch's own on the same inputs (two text
 batches of different lengths, so that a length frozen into a converted graph shows): one whose cosine
-falls below MIN_COSINE is dropped with a warning, as is one that fails to build or to run.
+falls below MIN_COSINE is dropped with a warning, as is one that fails to build or to run. An engine
+bundle has no torch model: its reference is ONNX Runtime on the bundle's files, which were checked
+against torch when the bundle was made.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
-import torch
+import numpy as np
 
-from ..loading import LoadedModel
+from ..loaded import LoadedModel
 from ..threads import ThreadSplit
+from ..tokens import token_ids
 from .choice import Choice
 from .quiet import Quiet
 from .tower import Tower
@@ -103,7 +105,7 @@ class Workload:
     passes of `x` one after another on every thread."""
 
     name: str
-    x: torch.Tensor
+    x: np.ndarray
     workers: int = 1
     alone: bool = False
     repeat: int = 1
@@ -114,55 +116,62 @@ def regret(times: dict[str, dict[Choice, float]], choice: Choice) -> float:
     return max(t[choice] / min(t.values()) for t in times.values())
 
 
-def input_size(loaded: LoadedModel) -> tuple[int, int]:
-    size: Any = loaded.model.visual.preprocess_cfg["size"]  # type: ignore[union-attr,index]
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-def inputs(loaded: LoadedModel, kind: str, n: int, seed: int = 0) -> torch.Tensor:
+def inputs(loaded: LoadedModel, kind: str, n: int, seed: int = 0) -> np.ndarray:
     """`n` items as the tower takes them: pixels, or the tokenizer's ids of captions."""
     if kind == "image":
-        generator = torch.Generator().manual_seed(seed)
-        return torch.randn(n, 3, *input_size(loaded), generator=generator)
-    return loaded.tokenizer([CAPTIONS[(seed + i) % len(CAPTIONS)] for i in range(n)])
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((n, 3, *loaded.image_size), dtype=np.float32)
+    return token_ids(loaded.tokenizer, [CAPTIONS[(seed + i) % len(CAPTIONS)] for i in range(n)])
 
 
-def parity_inputs(loaded: LoadedModel, kind: str) -> list[torch.Tensor]:
+def parity_inputs(loaded: LoadedModel, kind: str) -> list[np.ndarray]:
     if kind == "image":
         return [inputs(loaded, kind, 2, seed=1)]
-    return [loaded.tokenizer(texts) for texts in PARITY_TEXTS]
+    return [token_ids(loaded.tokenizer, texts) for texts in PARITY_TEXTS]
+
+
+def min_cosine(got: np.ndarray, want: np.ndarray) -> float:
+    """The lowest cosine between matching rows of `got` and `want`."""
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    norms = np.linalg.norm(got, axis=-1) * np.linalg.norm(want, axis=-1)
+    return float(np.min((got * want).sum(axis=-1) / np.maximum(norms, 1e-12)))
 
 
 class Parity:
-    """Checks towers against `reference` (torch's own) on the parity inputs, whose reference features
-    are computed once."""
+    """Checks towers against `reference` (torch's own, or ONNX Runtime's for a bundle) on the parity
+    inputs, whose reference features are computed once."""
 
     def __init__(self, reference: Tower, loaded: LoadedModel) -> None:
         self.reference = reference
         self.batches = parity_inputs(loaded, reference.kind)
-        self._want: list[torch.Tensor] | None = None
+        self._want: list[np.ndarray] | None = None
 
     def min_cosine(self, tower: Tower) -> float:
         """The lowest cosine between `tower`'s and the reference's features (passes as in the trial:
         on the shared threads)."""
         if self._want is None:
-            self._want = [self.reference.encode(x, False).float() for x in self.batches]
+            self._want = [self.reference.encode(x, False) for x in self.batches]
         lowest = 1.0
         for x, want in zip(self.batches, self._want, strict=True):
-            got = tower.encode(x, False).float()
+            got = tower.encode(x, False)
             if got.shape != want.shape:
-                raise ValueError(f"features of shape {tuple(got.shape)}, torch's are {tuple(want.shape)}")
-            lowest = min(lowest, float(torch.nn.functional.cosine_similarity(got, want, dim=-1).min()))
+                raise ValueError(
+                    f"features of shape {tuple(got.shape)}, {self.reference.choice}'s are {tuple(want.shape)}"
+                )
+            lowest = min(lowest, min_cosine(got, want))
         return lowest
 
     def check(self, tower: Tower) -> None:
-        """Raise ValueError when `tower`'s features are not torch's (`MIN_COSINE` of its precision)."""
+        """Raise ValueError when `tower`'s features are not the reference's (`MIN_COSINE` of its
+        precision)."""
         if tower is self.reference:
             return
         cosine = self.min_cosine(tower)
         floor = MIN_COSINE[tower.choice.precision]
         if not cosine >= floor:  # also NaN
-            raise ValueError(f"its features differ from torch's (cosine {cosine:.6f} < {floor})")
+            raise ValueError(
+                f"its features differ from {self.reference.choice}'s (cosine {cosine:.6f} < {floor})"
+            )
 
 
 def batch_size(reference: Tower, loaded: LoadedModel, split: ThreadSplit, per_worker: int) -> int:
@@ -173,12 +182,12 @@ def batch_size(reference: Tower, loaded: LoadedModel, split: ThreadSplit, per_wo
     return min(per_worker, max(MIN_ITEMS, int(PASS_S / max(per_item, 1e-6))))
 
 
-def alone_repeat(reference: Tower, x: torch.Tensor) -> int:
+def alone_repeat(reference: Tower, x: np.ndarray) -> int:
     """Passes of `x` alone in one step, so that the step lasts about ALONE_STEP_S (1 to 16)."""
     return min(16, max(1, round(ALONE_STEP_S / max(_fastest(reference, x, True), 1e-6))))
 
 
-def _fastest(tower: Tower, x: torch.Tensor, alone: bool) -> float:
+def _fastest(tower: Tower, x: np.ndarray, alone: bool) -> float:
     seconds = []
     for _ in range(2):
         started = time.perf_counter()

@@ -7,6 +7,7 @@ import base64
 import json
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +40,7 @@ class Tower:
     items: list[Any]  # bytes for images, str for texts
     expected: np.ndarray
     logit_scale: float
+    pretrained: str  # what the model reports: the model directory it was loaded (or bundled) from
 
     @property
     def http(self) -> str:
@@ -53,20 +55,21 @@ class Tower:
         return np.array(raw, dtype=np.object_)
 
 
-@process_fixture(params=["image", "text"])
-def tower(request: pytest.FixtureRequest, tiny_ref: Reference) -> Tower:
-    if request.param == "image":
-        images = sample_images()
-        server = request.getfixturevalue("image_server")
-        return Tower(server, "clip-image", "image", images, tiny_ref.images(images), tiny_ref.logit_scale)
-    server = request.getfixturevalue("text_server")
-    return Tower(server, "clip-text", "text", TEXTS, tiny_ref.texts(TEXTS), tiny_ref.logit_scale)
+@process_fixture(params=["image", "text", "bundle-image", "bundle-text"])
+def tower(request: pytest.FixtureRequest, tiny_ref: Reference, tiny_dir: Path) -> Tower:
+    """A server of the tiny model, or of its engine bundle in a process without torch, whose
+    embeddings must be open_clip's all the same."""
+    bundled, _, kind = request.param.rpartition("-")
+    server = request.getfixturevalue(f"{bundled}_{kind}_server" if bundled else f"{kind}_server")
+    items: list[Any] = sample_images() if kind == "image" else TEXTS
+    expected = tiny_ref.images(items) if kind == "image" else tiny_ref.texts(items)
+    return Tower(server, f"clip-{kind}", kind, items, expected, tiny_ref.logit_scale, str(tiny_dir))
 
 
 def assert_parameters(params: dict[str, Any], tower: Tower) -> None:
     assert params["embed_dim"] == tower.expected.shape[1]
     assert params["arch"] == "custom"
-    assert params["pretrained"] == str(tower.server.argv[tower.server.argv.index("--model_dir") + 1])
+    assert params["pretrained"] == tower.pretrained
     assert float(params["logit_scale"]) == pytest.approx(tower.logit_scale, rel=1e-6)
 
 

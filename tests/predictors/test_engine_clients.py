@@ -46,9 +46,25 @@ def forced(request: pytest.FixtureRequest, demo_ref: Reference, log_dir: Path) -
     try:
         if kind == "image":
             images = sample_images()
-            yield Tower(server, "clip-image", "image", images, demo_ref.images(images), demo_ref.logit_scale)
+            yield Tower(
+                server,
+                "clip-image",
+                "image",
+                images,
+                demo_ref.images(images),
+                demo_ref.logit_scale,
+                str(DEMO_MODEL_DIR),
+            )
         else:
-            yield Tower(server, "clip-text", "text", TEXTS, demo_ref.texts(TEXTS), demo_ref.logit_scale)
+            yield Tower(
+                server,
+                "clip-text",
+                "text",
+                TEXTS,
+                demo_ref.texts(TEXTS),
+                demo_ref.logit_scale,
+                str(DEMO_MODEL_DIR),
+            )
     finally:
         server.stop()
 

@@ -8,13 +8,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from predictors import onednn
 from predictors.engines import Choice, Tower, Trial, candidates, choose, load, trial
 from predictors.engines import choice as choice_module
-from predictors.loading import LoadedModel, ModelLoadError, load_model
+from predictors.loaded import LoadedModel, ModelLoadError
+from predictors.loading import load_model
 from predictors.settings import Settings, read_settings
 from predictors.threads import ThreadSplit
 
@@ -100,11 +102,15 @@ class FakeTower(Tower):
         self.calls: list[tuple[str, bool, int]] = []  # (thread, alone, items)
         self.closed = False
 
-    def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+    def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
         self.calls.append((threading.current_thread().name, alone, len(x)))
         time.sleep(self.seconds)
         features = self.real.run(x, False)  # one thread: only the sleep tells the fakes apart
-        return torch.randn_like(features) if self.wrong else features
+        return (
+            np.random.default_rng().standard_normal(features.shape, dtype=np.float32)
+            if self.wrong
+            else features
+        )
 
     def close(self) -> None:
         self.closed = True
@@ -201,13 +207,15 @@ def test_rounds_interleave_the_candidates(clock: Clock) -> None:
     order: list[str] = []
 
     class Recorded(Tower):
-        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+        def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
             order.append(str(self.choice))
             clock.sleep(0.01)  # all as fast: none falls out of the race
             return x
 
     towers = {c: Recorded(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
-    trial.time_towers(towers, [trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))], rounds=3)
+    trial.time_towers(
+        towers, [trial.Workload(trial.UNDER_LOAD, np.zeros((1, 3), dtype=np.float32))], rounds=3
+    )
     names = ["torch fp32", "onnxruntime fp32", "openvino fp32"]
     rounds = names + names + names[1:] + names[:1] + names[2:] + names[:2]  # untimed first
     assert order[: len(rounds)] == rounds
@@ -221,13 +229,13 @@ def test_a_candidate_far_behind_after_two_rounds_is_timed_no_more(clock: Clock) 
     calls: list[str] = []
 
     class Paced(Tower):
-        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+        def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
             calls.append(str(self.choice))
             clock.sleep({ORT: 0.02, OPENVINO: 0.024, TORCH: 0.1}[self.choice])  # 1.2x: in the race, not close
             return x
 
     towers = {c: Paced(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
-    workload = trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))
+    workload = trial.Workload(trial.UNDER_LOAD, np.zeros((1, 3), dtype=np.float32))
     seconds = trial.time_towers(towers, [workload], rounds=3)[trial.UNDER_LOAD]
     assert calls.count("torch fp32") == 3 and calls.count("onnxruntime fp32") == 4  # untimed step too
     assert seconds[TORCH] > trial.OUT_OF_RACE * seconds[ORT]  # still reported, from its two rounds
@@ -237,14 +245,16 @@ def test_one_slow_round_does_not_put_the_fastest_out(clock: Clock) -> None:
     passes = {ORT: 0, OPENVINO: 0}
 
     class Paced(Tower):
-        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+        def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
             passes[self.choice] += 1
             slowed = self.choice == ORT and passes[ORT] == 2  # its first timed round, 2.5x its pace
             clock.sleep(0.05 if slowed else {ORT: 0.02, OPENVINO: 0.024}[self.choice])
             return x
 
     towers = {c: Paced(c, "image", False, SPLIT) for c in (ORT, OPENVINO)}
-    times = trial.time_towers(towers, [trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3))], rounds=3)
+    times = trial.time_towers(
+        towers, [trial.Workload(trial.UNDER_LOAD, np.zeros((1, 3), dtype=np.float32))], rounds=3
+    )
     assert times[trial.UNDER_LOAD][ORT] == pytest.approx(0.02)
     assert trial.pick(times) == ORT
 
@@ -254,14 +264,14 @@ def test_a_split_between_the_workloads_gets_the_extra_rounds_however_far_apart(c
     pace = {ORT: (0.03, 0.01), OPENVINO: (0.02, 0.017), TORCH: (0.1, 0.1)}  # (under load, alone)
 
     class Paced(Tower):
-        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+        def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
             calls.append((str(self.choice), alone))
             clock.sleep(pace[self.choice][alone])
             return x
 
     towers = {c: Paced(c, "image", False, SPLIT) for c in (TORCH, ORT, OPENVINO)}
-    workloads = [trial.Workload(trial.UNDER_LOAD, torch.zeros(1, 3)),
-                 trial.Workload(trial.ALONE, torch.zeros(1, 3), alone=True)]  # fmt: skip
+    workloads = [trial.Workload(trial.UNDER_LOAD, np.zeros((1, 3), dtype=np.float32)),
+                 trial.Workload(trial.ALONE, np.zeros((1, 3), dtype=np.float32), alone=True)]  # fmt: skip
     times = trial.time_towers(towers, workloads, rounds=3)
     # openvino leads under load, onnxruntime alone; their regrets (1.7, 1.5) are far from CLOSE
     assert trial.pick(times) == ORT
@@ -276,7 +286,7 @@ def test_a_step_alone_is_timed_warm(clock: Clock) -> None:
     warm = {ORT: 0.012, OPENVINO: 0.010}  # openvino is the faster alone, but loses more when cold
 
     class Cached(Tower):
-        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+        def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
             cold = last != [(self.choice, alone)]
             if not alone:
                 clock.sleep(0.05)  # a tie under load
@@ -286,8 +296,8 @@ def test_a_step_alone_is_timed_warm(clock: Clock) -> None:
             return x
 
     towers = {c: Cached(c, "text", False, SPLIT) for c in (ORT, OPENVINO)}
-    workloads = [trial.Workload(trial.UNDER_LOAD, torch.zeros(4, 3)),
-                 trial.Workload(trial.ALONE, torch.zeros(1, 3), alone=True)]  # fmt: skip
+    workloads = [trial.Workload(trial.UNDER_LOAD, np.zeros((4, 3), dtype=np.float32)),
+                 trial.Workload(trial.ALONE, np.zeros((1, 3), dtype=np.float32), alone=True)]  # fmt: skip
     times = trial.time_towers(towers, workloads, rounds=3)
     assert times[trial.ALONE] == {ORT: pytest.approx(0.012), OPENVINO: pytest.approx(0.010)}
     assert trial.pick(times) == OPENVINO
@@ -303,7 +313,7 @@ def test_a_candidate_that_fails_or_differs_is_dropped_with_one_warning(
     assert result.choice == ONEDNN
     assert set(result.dropped) == {ORT, OPENVINO}
     assert result.dropped[ORT] == "RuntimeError: onnxruntime fp32 cannot convert"
-    assert "differ from torch's" in result.dropped[OPENVINO]
+    assert "differ from torch fp32's" in result.dropped[OPENVINO]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and all("dropped from the engine trial" in w for w in warnings)
     assert str(result).endswith("onnxruntime fp32 dropped, openvino fp32 dropped")
@@ -315,7 +325,7 @@ def test_a_forced_engine_that_cannot_serve_stops_the_load(
     fakes(monkeypatch, tiny, {OPENVINO: 0.0}, {ORT: "build", OPENVINO: "features"})
     with pytest.raises(ModelLoadError, match=r"onnxruntime fp32 cannot serve the image tower \(--engine "):
         choose(settings("--engine", "onnxruntime"), tiny, "image", SPLIT)
-    with pytest.raises(ModelLoadError, match=r"openvino fp32 cannot serve.*differ from torch's"):
+    with pytest.raises(ModelLoadError, match=r"openvino fp32 cannot serve.*differ from torch fp32's"):
         choose(settings("--engine", "openvino"), tiny, "image", SPLIT)
     with pytest.raises(ModelLoadError, match="runs on a CPU at fp32 or int8 only"):
         choose(settings("--engine", "openvino", "--precision", "bf16"), tiny, "image", SPLIT)
@@ -344,7 +354,7 @@ def test_the_timed_batch_is_a_workers_share_cut_to_a_short_pass(
             super().__init__(TORCH, "image", False, SPLIT)
             self.seconds = seconds
 
-        def run(self, x: torch.Tensor, alone: bool) -> torch.Tensor:
+        def run(self, x: np.ndarray, alone: bool) -> np.ndarray:
             time.sleep(self.seconds)
             return x
 

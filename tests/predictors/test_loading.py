@@ -16,7 +16,8 @@ from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 
 from devtools.procs import PYTHON, ROOT, Program
-from predictors.loading import ModelLoadError, load_model
+from predictors.loaded import ModelLoadError
+from predictors.loading import load_model
 from predictors.settings import read_settings
 from tests.support.models import TINY_VIT, write_model_dir
 from tests.support.predictor_servers import serve

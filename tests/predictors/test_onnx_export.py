@@ -14,7 +14,8 @@ import torch
 
 from predictors.engines import onnx_export
 from predictors.engines.openvino_tower import core
-from predictors.loading import LoadedModel, load_model
+from predictors.loaded import LoadedModel
+from predictors.loading import load_model
 from predictors.quantize import LinearSelfAttention
 from predictors.settings import read_settings
 from tests.support.models import write_tiny_model

@@ -13,7 +13,8 @@ import torch
 
 from demo import evaluate, shapes
 from demo import model as demo_model
-from predictors.engines.onnx_export import INPUT, export_model
+from predictors.engines.onnx_export import export_model
+from predictors.engines.tower import INPUT
 from predictors.quantize import quantize_onnx, quantize_torch, swap_attention
 from predictors.text_encoding import encode_text, token_length
 from tests.support.models import DEMO_MODEL_DIR, TINY_VIT

@@ -7,17 +7,25 @@ from pathlib import Path
 
 from devtools.procs import PYTHON, Program, pick_free_port
 
+WITHOUT_TORCH = Path(__file__).with_name("without_torch.py")
+
 
 def predictor(
-    kind: str, model_dir: Path, log_dir: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
+    kind: str,
+    model_dir: Path,
+    log_dir: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    torch: bool = True,
 ) -> Program:
-    """A not yet started `clip-<kind>` server serving `model_dir`; `.ports` has "http" and "grpc"."""
+    """A not yet started `clip-<kind>` server serving `model_dir`; `.ports` has "http" and "grpc".
+    Without `torch` it runs where torch, torchvision and open_clip cannot be imported (`without_torch`)."""
     http, grpc = pick_free_port(), pick_free_port()
     server = Program(
         name=f"clip-{kind}",
         argv=[
             PYTHON,
-            "-m",
+            *(["-m"] if torch else [str(WITHOUT_TORCH)]),
             f"predictors.{kind}",
             "--model_dir",
             str(model_dir),
@@ -38,15 +46,20 @@ def predictor(
 
 
 def start_predictor(
-    kind: str, model_dir: Path, log_dir: Path, args: Sequence[str] = (), timeout: float = 120.0
+    kind: str,
+    model_dir: Path,
+    log_dir: Path,
+    args: Sequence[str] = (),
+    timeout: float = 120.0,
+    torch: bool = True,
 ) -> Program:
     """Start a `clip-<kind>` server and wait until its model is ready."""
-    return predictor(kind, model_dir, log_dir, args).start(timeout)
+    return predictor(kind, model_dir, log_dir, args, torch=torch).start(timeout)
 
 
-def serve(kind: str, model_dir: Path, log_dir: Path, *args: str) -> Iterator[Program]:
+def serve(kind: str, model_dir: Path, log_dir: Path, *args: str, torch: bool = True) -> Iterator[Program]:
     """A started `clip-<kind>` server for a fixture to yield from; stopped when the fixture ends."""
-    server = start_predictor(kind, model_dir, log_dir, args)
+    server = start_predictor(kind, model_dir, log_dir, args, torch=torch)
     try:
         yield server
     finally:
