@@ -57,6 +57,13 @@ run-image: install ## Serve only clip-image on :8001/:9001 (MODEL_DIR=..., defau
 run-text: install ## Serve only clip-text on :8002/:9002 (MODEL_DIR=..., default the demo model).
 	$(PY) -m predictors.text --model_dir $(or $(MODEL_DIR),models/clip-shapes)
 
+# Where `make bundle` writes the engine bundle.
+BUNDLE_DIR ?= build/clip-shapes-bundle
+
+.PHONY: bundle
+bundle: install ## Write the engine bundle of MODEL_DIR (default the demo model) to BUNDLE_DIR: what the CPU image serves.
+	$(PY) -m predictors.bundle --model_dir $(or $(MODEL_DIR),models/clip-shapes) --out $(BUNDLE_DIR)
+
 .PHONY: run-gateway
 run-gateway: install ## Serve only the gateway on :8000 (predictors at IMAGE_/TEXT_PREDICTOR_URL).
 	$(PY) -m gateway
@@ -110,13 +117,14 @@ demo-eval: install ## Held-out zero-shot accuracy of the demo model (plain and a
 # Tags, base image and torch variant of `make images`; see scripts/build-images.sh. Without a registry,
 # `scripts/base-image.sh` builds a local base: PYTHON_IMAGE=localhost/python:3.11-slim-bookworm.
 PREDICTOR_IMAGE ?= clip-similarity/predictor:dev
+PREDICTOR_CPU_IMAGE ?= clip-similarity/predictor-cpu:dev
 GATEWAY_IMAGE ?= clip-similarity/gateway:dev
 PYTHON_IMAGE ?= python:3.11-slim-bookworm
 TORCH_INDEX_URL ?=
-export PREDICTOR_IMAGE GATEWAY_IMAGE PYTHON_IMAGE TORCH_INDEX_URL
+export PREDICTOR_IMAGE PREDICTOR_CPU_IMAGE GATEWAY_IMAGE PYTHON_IMAGE TORCH_INDEX_URL
 
 .PHONY: images test-images
-images: ## Build both images with podman (PYTHON_IMAGE=..., TORCH_INDEX_URL=... for another torch build).
+images: ## Build the images with podman: predictor, predictor-cpu (no torch), gateway (PYTHON_IMAGE=..., TORCH_INDEX_URL=...).
 	scripts/build-images.sh
 test-images: install tools images ## Build the images, run them as the chart runs pods, and bring up docker-compose.yml.
 	$(PY) -m pytest tests/images $(PYTEST_ARGS)

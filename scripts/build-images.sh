@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the predictor and gateway images (what `make images` runs). Settings, from the environment:
-#   PREDICTOR_IMAGE, GATEWAY_IMAGE  tags (default clip-similarity/predictor:dev, clip-similarity/gateway:dev)
+# Builds the predictor, CPU predictor (no torch) and gateway images (what `make images` runs). Settings,
+# from the environment:
+#   PREDICTOR_IMAGE, PREDICTOR_CPU_IMAGE, GATEWAY_IMAGE  tags (default clip-similarity/predictor:dev,
+#                    clip-similarity/predictor-cpu:dev, clip-similarity/gateway:dev)
 #   PYTHON_IMAGE     base image (default python:3.11-slim-bookworm; scripts/base-image.sh builds a local one)
 #   TORCH_INDEX_URL  package index of another torch variant, e.g. https://download.pytorch.org/whl/cu126
 #   CONTAINER_ENGINE podman (default) or docker
@@ -12,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 engine=${CONTAINER_ENGINE:-podman}
 predictor=${PREDICTOR_IMAGE:-clip-similarity/predictor:dev}
+predictor_cpu=${PREDICTOR_CPU_IMAGE:-clip-similarity/predictor-cpu:dev}
 gateway=${GATEWAY_IMAGE:-clip-similarity/gateway:dev}
 args=(--network host --build-arg "PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.11-slim-bookworm}")
 
@@ -45,5 +48,7 @@ build() {  # TAG DOCKERFILE [ARGS...]
   echo "build-images: $tag built in $((SECONDS - start))s"
 }
 build "$gateway" Dockerfile.gateway
+build "$predictor_cpu" Dockerfile.predictor-cpu
 build "$predictor" Dockerfile.predictor ${TORCH_INDEX_URL:+--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL"}
-"$engine" images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -F -e "${predictor%:*}" -e "${gateway%:*}" || true
+"$engine" images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
+  | grep -F -e "${predictor%:*}:" -e "${predictor_cpu%:*}:" -e "${gateway%:*}:" || true

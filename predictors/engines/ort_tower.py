@@ -6,6 +6,8 @@ first needed and dropped when a new split no longer uses their count. A one-thre
 call on the calling thread, so it serves any number of passes at once; a session with more threads owns
 one pool of them, so each pass that runs beside another takes a session of its own. Each session holds
 its own copy of the weights (ONNX Runtime repacks them per session); `use` keeps only the counts in use.
+ONNX Runtime's usage telemetry is turned off before the first session, as OpenVINO's is
+(`openvino_tower`): a predictor sends nothing anywhere but its answers.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ class OrtTower(Tower):
     """A tower on ONNX Runtime's CPU execution provider."""
 
     def __init__(self, choice: Choice, kind: str, trim: bool, split: ThreadSplit, path: Path) -> None:
-        import onnxruntime  # noqa: F401 (fails here, at build, where it is not installed)
+        import onnxruntime  # fails here, at build, where it is not installed
 
+        onnxruntime.disable_telemetry_events()
         super().__init__(choice, kind, trim, split)
         self.path = path
         self._pools: dict[int, Pool] = {}

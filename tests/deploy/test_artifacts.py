@@ -10,7 +10,7 @@ import yaml
 
 from tests.deploy.chart import ROOT, run, tool
 
-DOCKERFILES = ["Dockerfile.predictor", "Dockerfile.gateway"]
+DOCKERFILES = ["Dockerfile.predictor", "Dockerfile.predictor-cpu", "Dockerfile.gateway"]
 
 
 @pytest.mark.usefixtures("starts_processes")

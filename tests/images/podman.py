@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import httpx
 from devtools.procs import ROOT
 
 PREDICTOR_IMAGE = os.environ.get("PREDICTOR_IMAGE", "clip-similarity/predictor:dev")
+PREDICTOR_CPU_IMAGE = os.environ.get("PREDICTOR_CPU_IMAGE", "clip-similarity/predictor-cpu:dev")
 GATEWAY_IMAGE = os.environ.get("GATEWAY_IMAGE", "clip-similarity/gateway:dev")
 DEMO_MODEL = ROOT / "models" / "clip-shapes"
 # The pod's terminationGracePeriodSeconds (Kubernetes' default, and the chart's).
@@ -131,3 +134,25 @@ def run_once(image: str, *argv: str) -> subprocess.CompletedProcess[str]:
 def model_mount(model_dir: Path = DEMO_MODEL) -> str:
     """The model directory mounted read-only where KServe's storage initializer leaves it."""
     return f"{model_dir}:/mnt/models:ro"
+
+
+@contextmanager
+def running(pods: dict[str, Container]) -> Iterator[dict[str, Container]]:
+    """`pods`, started together and each ready; removed afterwards."""
+    try:
+        for pod in pods.values():
+            pod.start()
+        for pod in pods.values():
+            pod.wait_ready()
+        yield pods
+    finally:
+        for pod in pods.values():
+            pod.remove()
+
+
+def distributions(image: str) -> set[str]:
+    """The names of the Python distributions installed in `image`, lower-cased."""
+    listing = "import importlib.metadata as m; print(*(d.metadata['Name'] for d in m.distributions()))"
+    result = run_once(image, "python", "-c", listing)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.lower().split())

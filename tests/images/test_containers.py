@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,35 +18,38 @@ from tests.images.client import compare, shape_and_captions
 from tests.images.podman import (
     DEMO_MODEL,
     GATEWAY_IMAGE,
+    PREDICTOR_CPU_IMAGE,
     PREDICTOR_IMAGE,
     PREDICTOR_SHUTDOWN_GRACE_S,
     Container,
+    distributions,
     model_mount,
     podman,
     run_once,
+    running,
 )
 from tests.support.stack import plan_stack, start_stack
 
 
-def predictor_container(kind: str) -> Container:
+def predictor_container(kind: str, image: str = PREDICTOR_IMAGE, model_dir: Path = DEMO_MODEL) -> Container:
     http, grpc = pick_free_port(), pick_free_port()
     ports = ["--http_port", str(http), "--grpc_port", str(grpc)]
     return Container(
-        name=f"clip-images-test-{os.getpid()}-{kind}",
-        image=PREDICTOR_IMAGE,
+        name=f"clip-images-test-{os.getpid()}-{image.rsplit('/', 1)[-1].split(':')[0]}-{kind}",
+        image=image,
         args=["-m", f"predictors.{kind}", "--model_name", f"clip-{kind}", *ports],
         ready_url=f"http://127.0.0.1:{http}/v2/models/clip-{kind}/ready",
         env={"HF_HUB_OFFLINE": "1", "CLIP_SHUTDOWN_GRACE_S": str(PREDICTOR_SHUTDOWN_GRACE_S)},
-        volumes=[model_mount()],
+        volumes=[model_mount(model_dir)],
         tmpfs=["/cache"],
         ports={"http": http, "grpc": grpc},
     )
 
 
-def gateway_container(image_url: str, text_url: str) -> Container:
+def gateway_container(image_url: str, text_url: str, name: str = "gateway") -> Container:
     port = pick_free_port()
     return Container(
-        name=f"clip-images-test-{os.getpid()}-gateway",
+        name=f"clip-images-test-{os.getpid()}-{name}",
         image=GATEWAY_IMAGE,
         args=[],
         ready_url=f"http://127.0.0.1:{port}/readyz",
@@ -64,16 +68,8 @@ def pods() -> Iterator[dict[str, Container]]:
     """The three containers, started together and each ready; removed afterwards."""
     image, text = predictor_container("image"), predictor_container("text")
     gateway = gateway_container(image.url, text.url)
-    pods = {"clip-image": image, "clip-text": text, "clip-gateway": gateway}
-    try:
-        for pod in pods.values():
-            pod.start()
-        for pod in pods.values():
-            pod.wait_ready()
+    with running({"clip-image": image, "clip-text": text, "clip-gateway": gateway}) as pods:
         yield pods
-    finally:
-        for pod in pods.values():
-            pod.remove()
 
 
 def test_each_container_reports_ready(pods: dict[str, Container]) -> None:
@@ -114,7 +110,7 @@ def test_grpc_answers_with_the_same_embedding_as_http(pods: dict[str, Container]
     assert over_grpc[0] == pytest.approx(over_http, abs=1e-6)
 
 
-@pytest.mark.parametrize("image", [PREDICTOR_IMAGE, GATEWAY_IMAGE])
+@pytest.mark.parametrize("image", [PREDICTOR_IMAGE, PREDICTOR_CPU_IMAGE, GATEWAY_IMAGE])
 def test_each_image_runs_as_uid_10001_unless_told_otherwise(image: str) -> None:
     result = podman("run", "--rm", "--network=none", "--entrypoint", "id", image, "-u")
     assert result.stdout.strip() == "10001"
@@ -123,10 +119,7 @@ def test_each_image_runs_as_uid_10001_unless_told_otherwise(image: str) -> None:
 def test_the_gateway_image_holds_no_torch() -> None:
     result = run_once(GATEWAY_IMAGE, "python", "-c", "import torch")
     assert result.returncode != 0 and "No module named 'torch'" in result.stderr, result.stderr
-    listing = "import importlib.metadata as m; print(*(d.metadata['Name'] for d in m.distributions()))"
-    dists = run_once(GATEWAY_IMAGE, "python", "-c", listing)
-    assert dists.returncode == 0, dists.stderr
-    names = set(dists.stdout.lower().split())
+    names = distributions(GATEWAY_IMAGE)
     assert "fastapi" in names
     assert not names & {"torch", "torchvision", "open-clip-torch", "open_clip_torch", "kserve"}
 
