@@ -4,7 +4,7 @@ open_clip's eval transform ends with RGB conversion, `ToTensor` and `Normalize` 
 (resize, crop). `model_transform` keeps the PIL steps as the model's own modules and replaces the tail
 with the same float32 arithmetic on numpy (x / 255, minus mean, divided by std), without torchvision's
 copies and per-op dispatch; the values equal the full transform's to the last bit. A transform that does
-not end that way is used as it is.
+not end that way is used as it is, its tensor read as a float32 array: the predictors batch arrays.
 """
 
 from __future__ import annotations

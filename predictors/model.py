@@ -40,9 +40,9 @@ class ClipModel(Model, Generic[T]):
     """One CLIP tower served over the Open Inference Protocol with dynamic batching.
 
     As in KServe, `load()` loads: the open_clip model (or an engine bundle: `predictors.bundle`), then
-    the tower's engine (`predictors.engines`:
-    chosen by a trial on the model, or forced by flag), the threads, the batcher sized for its device,
-    then warm-up passes; the model is ready after them. What it loaded is `loaded`; what runs it, `tower`.
+    the tower's engine (`predictors.engines`: chosen by a trial on the model, or forced by flag), the
+    threads, the batcher sized for its device, then warm-up passes; the model is ready after them. What
+    it loaded is `loaded`; what runs it, `tower`.
     """
 
     input_name: ClassVar[str]
